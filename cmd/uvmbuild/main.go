@@ -1,0 +1,20 @@
+// Command uvmbuild builds the Kata confidential utility VM (kernel command
+// line, dm-verity image, IGVM and SNP launch measurement) as a reproducible
+// build graph. See the README for usage.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/uvmbuild/uvmbuild/cmd/uvmbuild/cli"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Main(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
