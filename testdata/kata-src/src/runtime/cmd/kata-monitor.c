@@ -1,0 +1,10 @@
+/* kata-monitor stand-in for the uvmbuild demo: reports its build settings. */
+#include "common.h"
+
+int main(int argc, char **argv)
+{
+	if (print_version("kata-monitor", argc, argv))
+		return 0;
+	fprintf(stderr, "kata-monitor: demo stand-in; run with --version\n");
+	return 2;
+}
