@@ -3,10 +3,11 @@ package graph
 import (
 	"context"
 	"io"
-	"io/fs"
 	"log/slog"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/uvmbuild/uvmbuild/builder/record"
 )
 
 // Step is one node of the build graph: what it consumes (Inputs), how it is
@@ -58,6 +59,9 @@ type Input struct {
 	// Name is the logical name the executor sees the input under; unique
 	// within the step.
 	Name string
+	// Blob is inline content (e.g. a generated config file), presented to
+	// the executor as a read-only regular file and keyed by its content.
+	Blob []byte
 	// Path is a host file or directory tree; it is keyed by content (and file
 	// modes), never by its path or timestamps.
 	Path string
@@ -109,22 +113,9 @@ type Exec struct {
 
 // Manifest describes the outputs of one run of a step as stored in the
 // action cache: every file, directory and symlink under the output
-// directory, sorted by Path.
-type Manifest struct {
-	Entries []Entry `json:"entries"`
-}
+// directory, sorted by Path. It is defined in builder/record, which build.json
+// readers import without pulling in the graph.
+type Manifest = record.Manifest
 
-// Entry is one file system object of a step's outputs.
-type Entry struct {
-	// Path is slash-separated and relative to the step's output directory.
-	Path string `json:"path"`
-	// Type is "file", "dir" or "symlink".
-	Type string `json:"type"`
-	// Mode holds the permission bits (0o7777 mask).
-	Mode fs.FileMode `json:"mode"`
-	// Digest and Size describe a regular file's content.
-	Digest digest.Digest `json:"digest,omitempty"`
-	Size   int64         `json:"size,omitempty"`
-	// Target is a symlink's target.
-	Target string `json:"target,omitempty"`
-}
+// Entry is one file system object of a step's outputs (see record.Entry).
+type Entry = record.Entry
