@@ -1,0 +1,554 @@
+package diff
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"os"
+	"sort"
+	"strings"
+)
+
+// This file holds a small private IGVM reader (igvm.md §10): just enough to
+// list headers and rebuild guest memory page by page. It only reads.
+
+const (
+	igvmMagic      = 0x4D564749
+	igvmFixedSize  = 24
+	igvmPageSize   = 4096
+	hdrPlatform    = 0x001
+	hdrPolicy      = 0x101
+	hdrParamArea   = 0x301
+	hdrPageData    = 0x302
+	hdrParamInsert = 0x303
+	hdrVPContext   = 0x304
+	hdrVPCount     = 0x307
+	hdrIDBlock     = 0x30B
+	hdrMemoryMap   = 0x30C
+)
+
+var igvmHeaderNames = map[uint32]string{
+	hdrPlatform: "SUPPORTED_PLATFORM", hdrPolicy: "SNP_POLICY", hdrParamArea: "PARAMETER_AREA",
+	hdrPageData: "PAGE_DATA", hdrParamInsert: "PARAMETER_INSERT", hdrVPContext: "VP_CONTEXT",
+	hdrVPCount: "VP_COUNT_PARAMETER", hdrIDBlock: "SNP_ID_BLOCK", hdrMemoryMap: "MEMORY_MAP",
+}
+
+func igvmHeaderName(t uint32) string {
+	if n, ok := igvmHeaderNames[t]; ok {
+		return n
+	}
+	return fmt.Sprintf("type 0x%03x", t)
+}
+
+type igvmHeader struct {
+	Offset int // file offset of the {type,length} pair
+	Type   uint32
+	Body   []byte
+}
+
+type igvmFile struct {
+	Version, VHOffset, VHSize, TotalSize, Checksum uint32
+	// ChecksumOK is whether the CRC-32 over the headers matches.
+	ChecksumOK bool
+	Headers    []igvmHeader
+	// Pages maps a GPA to its page: file data, or nil for a zero page.
+	Pages map[uint64][]byte
+	// PageKind names special pages: "VMSA", "CPUID page", "secrets page",
+	// "parameter page".
+	PageKind map[uint64]string
+	// PageFlags and PageDataType are the PAGE_DATA fields per GPA.
+	PageFlags map[uint64]uint32
+}
+
+func isIGVM(head []byte) bool {
+	return len(head) >= 4 && binary.LittleEndian.Uint32(head) == igvmMagic
+}
+
+// readIGVM parses an IGVM file. IGVM files are small (hundreds of KiB to a
+// few MiB), so the file is read whole.
+func readIGVM(name string) (*igvmFile, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) < igvmFixedSize || binary.LittleEndian.Uint32(data) != igvmMagic {
+		return nil, fmt.Errorf("%s: not an IGVM file (magic)", name)
+	}
+	le := binary.LittleEndian
+	f := &igvmFile{
+		Version: le.Uint32(data[4:]), VHOffset: le.Uint32(data[8:]), VHSize: le.Uint32(data[12:]),
+		TotalSize: le.Uint32(data[16:]), Checksum: le.Uint32(data[20:]),
+		Pages: map[uint64][]byte{}, PageKind: map[uint64]string{}, PageFlags: map[uint64]uint32{},
+	}
+	end := uint64(f.VHOffset) + uint64(f.VHSize)
+	if f.VHOffset < igvmFixedSize || end > uint64(len(data)) {
+		return nil, fmt.Errorf("%s: variable headers [0x%x, 0x%x) outside the file (%d bytes)", name, f.VHOffset, end, len(data))
+	}
+	hdrs := make([]byte, end)
+	copy(hdrs, data[:end])
+	clear(hdrs[20:24])
+	f.ChecksumOK = crc32.ChecksumIEEE(hdrs) == f.Checksum
+	page := func(fo uint32, gpa uint64) ([]byte, error) {
+		if fo == 0 {
+			return nil, nil
+		}
+		if uint64(fo)+igvmPageSize > uint64(len(data)) {
+			return nil, fmt.Errorf("%s: page for GPA 0x%x at file offset 0x%x beyond the end (%d bytes)", name, gpa, fo, len(data))
+		}
+		return data[fo : fo+igvmPageSize], nil
+	}
+	for off := uint64(f.VHOffset); off < end; {
+		if off+8 > end {
+			return nil, fmt.Errorf("%s: truncated variable header at 0x%x", name, off)
+		}
+		t, n := le.Uint32(data[off:]), uint64(le.Uint32(data[off+4:]))
+		if off+8+n > end {
+			return nil, fmt.Errorf("%s: variable header at 0x%x: length %d runs past the headers' end 0x%x", name, off, n, end)
+		}
+		body := data[off+8 : off+8+n]
+		f.Headers = append(f.Headers, igvmHeader{Offset: int(off), Type: t, Body: body})
+		switch {
+		case t == hdrPageData && n >= 24:
+			gpa := le.Uint64(body)
+			p, err := page(le.Uint32(body[12:]), gpa)
+			if err != nil {
+				return nil, err
+			}
+			f.Pages[gpa] = p
+			f.PageFlags[gpa] = le.Uint32(body[16:])
+			switch le.Uint16(body[20:]) {
+			case 1:
+				f.PageKind[gpa] = "secrets page"
+			case 2:
+				f.PageKind[gpa] = "CPUID page"
+			}
+		case t == hdrVPContext && n >= 16:
+			gpa := le.Uint64(body)
+			p, err := page(le.Uint32(body[12:]), gpa)
+			if err != nil {
+				return nil, err
+			}
+			f.Pages[gpa] = p
+			f.PageKind[gpa] = "VMSA"
+		case t == hdrParamInsert && n >= 8:
+			f.PageKind[le.Uint64(body)] = "parameter page"
+		}
+		off += 8 + (n+7)&^7
+	}
+	return f, nil
+}
+
+// read copies guest memory [gpa, gpa+n) (zero where nothing is placed).
+func (f *igvmFile) read(gpa uint64, n int) []byte {
+	out := make([]byte, n)
+	for i := 0; i < n; {
+		g := gpa + uint64(i)
+		pg := g &^ (igvmPageSize - 1)
+		k := min(int(igvmPageSize-(g-pg)), n-i)
+		if p := f.Pages[pg]; p != nil {
+			copy(out[i:i+k], p[g-pg:])
+		}
+		i += k
+	}
+	return out
+}
+
+// region is a named range of guest memory.
+type region struct {
+	Start, End uint64
+	Name       string
+}
+
+// bootInfo is what the guest's boot_params say about its memory.
+type bootInfo struct {
+	BootParams uint64
+	Cmdline    string
+	Regions    []region
+}
+
+// boot locates boot_params through the VMSA's RSI (the Linux x86 boot
+// protocol passes it there), falling back to a scan for the "HdrS" magic,
+// and names the regions it describes.
+func (f *igvmFile) boot() *bootInfo {
+	le := binary.LittleEndian
+	var bp uint64
+	for gpa, kind := range f.PageKind {
+		if kind == "VMSA" && f.Pages[gpa] != nil {
+			rsi := le.Uint64(f.Pages[gpa][0x330:])
+			if bytes.Equal(f.read(rsi+0x202, 4), []byte("HdrS")) {
+				bp = rsi
+			}
+		}
+	}
+	if bp == 0 {
+		gpas := sortedGPAs(f.Pages)
+		for _, g := range gpas {
+			p := f.Pages[g]
+			if p == nil {
+				continue
+			}
+			if i := bytes.Index(p, []byte("HdrS")); i >= 0x202 && bytes.Equal(f.read(g+uint64(i)-0x202+0x1fe, 2), []byte{0x55, 0xaa}) {
+				bp = g + uint64(i) - 0x202
+				break
+			}
+		}
+	}
+	if bp == 0 {
+		return nil
+	}
+	bi := &bootInfo{BootParams: bp}
+	params := f.read(bp, 4096)
+	bi.Regions = append(bi.Regions, region{bp, bp + 4096, "boot_params"})
+	cmd := uint64(le.Uint32(params[0x228:])) | uint64(le.Uint32(params[0xc8:]))<<32
+	if cmd != 0 {
+		size := int(le.Uint32(params[0x238:]))
+		if size == 0 || size > 1<<20 {
+			size = 4096
+		}
+		raw := f.read(cmd, size+1)
+		if i := bytes.IndexByte(raw, 0); i >= 0 {
+			raw = raw[:i]
+		}
+		bi.Cmdline = string(raw)
+		bi.Regions = append(bi.Regions, region{cmd, cmd + uint64(size) + 1, "kernel command line"})
+	}
+	rd := uint64(le.Uint32(params[0x218:])) | uint64(le.Uint32(params[0xc0:]))<<32
+	rdSize := uint64(le.Uint32(params[0x21c:])) | uint64(le.Uint32(params[0xc4:]))<<32
+	if rd != 0 && rdSize != 0 {
+		bi.Regions = append(bi.Regions, region{rd, rd + rdSize, "initrd"})
+	}
+	code := uint64(le.Uint32(params[0x214:]))
+	pref := le.Uint64(params[0x258:])
+	initSize := uint64(le.Uint32(params[0x260:]))
+	if pref != 0 && initSize != 0 {
+		bi.Regions = append(bi.Regions, region{pref, pref + initSize, "kernel"})
+	} else if code != 0 {
+		bi.Regions = append(bi.Regions, region{code, code + 1, "kernel entry"})
+	}
+	if rsdp := le.Uint64(params[0x070:]); rsdp != 0 {
+		bi.Regions = append(bi.Regions, f.acpiTables(rsdp)...)
+	}
+	return bi
+}
+
+// acpiTables walks RSDP → XSDT/RSDT → tables (and FACP → DSDT, FACS) and
+// returns each table's range named by its signature.
+func (f *igvmFile) acpiTables(rsdp uint64) []region {
+	le := binary.LittleEndian
+	r := f.read(rsdp, 36)
+	if string(r[:8]) != "RSD PTR " {
+		return nil
+	}
+	out := []region{{rsdp, rsdp + 36, "ACPI RSDP"}}
+	seen := map[uint64]bool{}
+	var add func(addr uint64, depth int)
+	add = func(addr uint64, depth int) {
+		if addr == 0 || seen[addr] || depth > 3 {
+			return
+		}
+		seen[addr] = true
+		h := f.read(addr, 36)
+		sig := string(h[:4])
+		n := uint64(le.Uint32(h[4:]))
+		if n < 36 || n > 1<<20 || strings.ContainsFunc(sig, func(c rune) bool { return c < 'A' || c > 'Z' && c < 'a' || c > 'z' && c != '0' }) {
+			if sig == "FACS" {
+				out = append(out, region{addr, addr + n, "ACPI table FACS"})
+			}
+			return
+		}
+		out = append(out, region{addr, addr + n, "ACPI table " + sig})
+		body := f.read(addr, int(n))
+		switch sig {
+		case "XSDT":
+			for i := uint64(36); i+8 <= n; i += 8 {
+				add(le.Uint64(body[i:]), depth+1)
+			}
+		case "RSDT":
+			for i := uint64(36); i+4 <= n; i += 4 {
+				add(uint64(le.Uint32(body[i:])), depth+1)
+			}
+		case "FACP":
+			if n >= 44 {
+				add(uint64(le.Uint32(body[36:])), depth+1) // FIRMWARE_CTRL (FACS)
+				add(uint64(le.Uint32(body[40:])), depth+1) // DSDT
+			}
+			if n >= 148 {
+				add(le.Uint64(body[132:]), depth+1) // X_FIRMWARE_CTRL
+				add(le.Uint64(body[140:]), depth+1) // X_DSDT
+			}
+		}
+	}
+	if r[15] >= 2 {
+		add(le.Uint64(f.read(rsdp+24, 8)), 0)
+	}
+	add(uint64(le.Uint32(r[16:])), 0)
+	return out
+}
+
+func sortedGPAs[V any](m map[uint64]V) []uint64 {
+	g := make([]uint64, 0, len(m))
+	for k := range m {
+		g = append(g, k)
+	}
+	sort.Slice(g, func(i, j int) bool { return g[i] < g[j] })
+	return g
+}
+
+// compareIGVM explains how two IGVM files differ: fixed header, variable
+// headers, guest memory (named regions), the command line, the ID block.
+func compareIGVM(a, b string, r *Report, o *Options) error {
+	fa, err := readIGVM(a)
+	if err != nil {
+		return err
+	}
+	fb, err := readIGVM(b)
+	if err != nil {
+		return err
+	}
+	fixed := func(name string, x, y uint32) {
+		if x != y {
+			r.add(o.MaxItems, Item{Where: "fixed header " + name, A: fmt.Sprintf("0x%x", x), B: fmt.Sprintf("0x%x", y)})
+		}
+	}
+	fixed("FormatVersion", fa.Version, fb.Version)
+	fixed("VariableHeaderOffset", fa.VHOffset, fb.VHOffset)
+	fixed("VariableHeaderSize", fa.VHSize, fb.VHSize)
+	fixed("TotalFileSize", fa.TotalSize, fb.TotalSize)
+	fixed("Checksum", fa.Checksum, fb.Checksum)
+	for _, x := range []struct {
+		f    *igvmFile
+		side string
+	}{{fa, "A"}, {fb, "B"}} {
+		if !x.f.ChecksumOK {
+			r.add(o.MaxItems, Item{Where: "fixed header Checksum of " + x.side + " does not match its headers (corrupt file)"})
+		}
+	}
+
+	// Variable headers, skipping PAGE_DATA/VP_CONTEXT FileOffsets: they
+	// shift whenever any page gains or loses data, and the memory
+	// comparison below says which.
+	ha, hb := headerKeys(fa), headerKeys(fb)
+	if len(ha) != len(hb) {
+		r.add(o.MaxItems, Item{Where: "variable header count", A: fmt.Sprint(len(ha)), B: fmt.Sprint(len(hb))})
+	}
+	for i := 0; i < max(len(ha), len(hb)); i++ {
+		var x, y string
+		if i < len(ha) {
+			x = ha[i]
+		}
+		if i < len(hb) {
+			y = hb[i]
+		}
+		if x != y {
+			if fa.Headers != nil && i < len(fa.Headers) && fa.Headers[i].Type == hdrIDBlock &&
+				i < len(fb.Headers) && fb.Headers[i].Type == hdrIDBlock {
+				continue // reported below with its fields
+			}
+			r.add(o.MaxItems, Item{Where: fmt.Sprintf("variable header[%d]", i), A: x, B: y})
+		}
+	}
+
+	// Guest memory, page by page, coalesced into runs named by region.
+	var regions []region
+	var cmdA, cmdB string
+	if bi := fa.boot(); bi != nil {
+		regions = append(regions, bi.Regions...)
+		cmdA = bi.Cmdline
+	}
+	if bi := fb.boot(); bi != nil {
+		regions = append(regions, bi.Regions...)
+		cmdB = bi.Cmdline
+	}
+	if cmdA != cmdB {
+		r.add(o.MaxItems, Item{Where: "kernel command line", A: fmt.Sprintf("%q", cmdA), B: fmt.Sprintf("%q", cmdB)})
+	}
+	all := map[uint64]bool{}
+	for g := range fa.Pages {
+		all[g] = true
+	}
+	for g := range fb.Pages {
+		all[g] = true
+	}
+	type run struct{ start, end uint64 }
+	var runs []run
+	for _, g := range sortedGPAs(all) {
+		pa, okA := fa.Pages[g]
+		pb, okB := fb.Pages[g]
+		if okA != okB {
+			side := "only in A"
+			if okB {
+				side = "only in B"
+			}
+			r.add(o.MaxItems, Item{Where: fmt.Sprintf("page 0x%x %s", g, side), A: pageDesc(fa, g, okA), B: pageDesc(fb, g, okB)})
+			continue
+		}
+		if fa.PageKind[g] != fb.PageKind[g] || fa.PageFlags[g] != fb.PageFlags[g] {
+			r.add(o.MaxItems, Item{Where: fmt.Sprintf("page 0x%x kind/flags", g), A: pageDesc(fa, g, okA), B: pageDesc(fb, g, okB)})
+		}
+		if bytes.Equal(orZero(pa), orZero(pb)) {
+			continue
+		}
+		if n := len(runs); n > 0 && runs[n-1].end == g {
+			runs[n-1].end = g + igvmPageSize
+		} else {
+			runs = append(runs, run{g, g + igvmPageSize})
+		}
+	}
+	for _, ru := range runs {
+		first := firstDiff(fa, fb, ru.start, ru.end)
+		names := regionNames(regions, ru.start, ru.end, fa.PageKind[ru.start])
+		it := Item{Where: fmt.Sprintf("guest memory 0x%x-0x%x (%d page(s)) %s; first differing byte at GPA 0x%x",
+			ru.start, ru.end-1, (ru.end-ru.start)/igvmPageSize, names, first)}
+		it.Detail = memContext(fa, fb, first)
+		r.add(o.MaxItems, it)
+	}
+
+	// ID block: the signature is random unless the key and nonce are fixed.
+	ia, ib := idBlock(fa), idBlock(fb)
+	if ia != nil && ib != nil && !bytes.Equal(ia, ib) {
+		for _, fl := range idBlockFields(ia, ib) {
+			r.add(o.MaxItems, fl)
+		}
+	}
+	return nil
+}
+
+func orZero(p []byte) []byte {
+	if p == nil {
+		return make([]byte, igvmPageSize)
+	}
+	return p
+}
+
+func pageDesc(f *igvmFile, g uint64, ok bool) string {
+	if !ok {
+		return ""
+	}
+	s := "data"
+	if f.Pages[g] == nil {
+		s = "zero"
+	}
+	if k := f.PageKind[g]; k != "" {
+		s += " " + k
+	}
+	if fl := f.PageFlags[g]; fl != 0 {
+		s += fmt.Sprintf(" flags=0x%x", fl)
+	}
+	return s
+}
+
+func headerKeys(f *igvmFile) []string {
+	out := make([]string, len(f.Headers))
+	le := binary.LittleEndian
+	for i, h := range f.Headers {
+		body := append([]byte(nil), h.Body...)
+		desc := ""
+		switch {
+		case h.Type == hdrPageData && len(body) >= 24:
+			clear(body[12:16])
+			desc = fmt.Sprintf(" gpa=0x%x flags=0x%x datatype=%d", le.Uint64(body), le.Uint32(body[16:]), le.Uint16(body[20:]))
+		case h.Type == hdrVPContext && len(body) >= 16:
+			clear(body[12:16])
+			desc = fmt.Sprintf(" gpa=0x%x", le.Uint64(body))
+		case h.Type == hdrPolicy && len(body) >= 8:
+			desc = fmt.Sprintf(" policy=0x%x", le.Uint64(body))
+		}
+		out[i] = fmt.Sprintf("%s%s len=%d body=%x", igvmHeaderName(h.Type), desc, len(h.Body), body)
+		if len(body) > 48 {
+			out[i] = fmt.Sprintf("%s%s len=%d body[:48]=%x…", igvmHeaderName(h.Type), desc, len(h.Body), body[:48])
+		}
+	}
+	return out
+}
+
+func firstDiff(fa, fb *igvmFile, start, end uint64) uint64 {
+	for g := start; g < end; g += igvmPageSize {
+		pa, pb := orZero(fa.Pages[g]), orZero(fb.Pages[g])
+		for i := range pa {
+			if pa[i] != pb[i] {
+				return g + uint64(i)
+			}
+		}
+	}
+	return start
+}
+
+func regionNames(regions []region, start, end uint64, kind string) string {
+	var names []string
+	seen := map[string]bool{}
+	if kind != "" {
+		names = append(names, kind)
+		seen[kind] = true
+	}
+	for _, rg := range regions {
+		if rg.Start < end && start < rg.End && !seen[rg.Name] {
+			seen[rg.Name] = true
+			names = append(names, rg.Name)
+		}
+	}
+	if len(names) == 0 {
+		return "(unnamed: page tables, GDT or zeroed memory)"
+	}
+	return "(" + strings.Join(names, ", ") + ")"
+}
+
+func memContext(fa, fb *igvmFile, gpa uint64) string {
+	start := max(gpa&^15, 32) - 32
+	a, b := fa.read(start, 80), fb.read(start, 80)
+	var sb strings.Builder
+	for i := 0; i < 80; i += 16 {
+		mark := " "
+		if !bytes.Equal(a[i:i+16], b[i:i+16]) {
+			mark = "!"
+		}
+		fmt.Fprintf(&sb, "%s - %08x  %s\n%s + %08x  %s\n", mark, start+uint64(i), hexLine(a[i:i+16]), mark, start+uint64(i), hexLine(b[i:i+16]))
+	}
+	return sb.String()
+}
+
+func idBlock(f *igvmFile) []byte {
+	for _, h := range f.Headers {
+		if h.Type == hdrIDBlock {
+			return h.Body
+		}
+	}
+	return nil
+}
+
+// idBlockFields compares IGVM_VHS_SNP_ID_BLOCK bodies (igvm.md §12.2):
+// CompatibilityMask u32, AuthorKeyEnabled u8, reserved[3], LD[48],
+// FamilyID[16], ImageID[16], Version u32, GuestSVN u32, IdKeyAlgorithm u32,
+// AuthorKeyAlgorithm u32, IdKeySignature{r[72] s[72]}, IdPublicKey[152], …
+func idBlockFields(a, b []byte) []Item {
+	type field struct {
+		name     string
+		off, len int
+	}
+	fields := []field{{"CompatibilityMask", 0, 4}, {"AuthorKeyEnabled", 4, 1}, {"launch digest (LD)", 8, 48},
+		{"FamilyID", 56, 16}, {"ImageID", 72, 16}, {"Version", 88, 4}, {"GuestSVN", 92, 4},
+		{"IdKeyAlgorithm", 96, 4}, {"AuthorKeyAlgorithm", 100, 4}, {"IdKeySignature", 0x68, 144},
+		{"IdPublicKey", 0xF8, 152}, {"AuthorKeySignature", 0x190, 144}, {"AuthorPublicKey", 0x220, 152}}
+	var out []Item
+	for _, f := range fields {
+		if f.off+f.len > len(a) || f.off+f.len > len(b) || f.len <= 0 {
+			continue
+		}
+		x, y := a[f.off:f.off+f.len], b[f.off:f.off+f.len]
+		if !bytes.Equal(x, y) {
+			it := Item{Where: "SNP_ID_BLOCK " + f.name, A: shortHex(x), B: shortHex(y)}
+			if f.name == "IdKeySignature" || f.name == "IdPublicKey" {
+				it.Detail = "the ID block is signed with a fresh random key unless a signing key is given; the launch digest does not depend on it"
+			}
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+func shortHex(p []byte) string {
+	if len(p) > 48 {
+		return fmt.Sprintf("%x…", p[:48])
+	}
+	return fmt.Sprintf("%x", p)
+}
