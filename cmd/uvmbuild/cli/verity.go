@@ -1,0 +1,165 @@
+package cli
+
+import (
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/uvmbuild/uvmbuild/builder/verity"
+)
+
+type verityOptions struct {
+	salt          string
+	uuid          string
+	hash          string
+	noSuperblock  bool
+	dataBlockSize uint32
+	hashBlockSize uint32
+	json          bool
+}
+
+func newVerityCmd() *cobra.Command {
+	var o verityOptions
+	cmd := &cobra.Command{
+		Use:   "verity DATA HASH",
+		Short: "Format a dm-verity hash device for DATA into HASH (like veritysetup format)",
+		Long: `Writes the dm-verity hash tree (format 1) of DATA to the file HASH, byte for byte
+what "veritysetup format" writes, and prints veritysetup's report (the node-builder's
+root_hash.txt) on stdout.
+
+Unless pinned with --salt and --uuid, the salt and the superblock UUID are derived
+from DATA's content (an extra read of DATA), so the same data always gives the same
+root hash. --salt - means no salt.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if err := cobra.ExactArgs(2)(cmd, args); err != nil {
+				return usageError(err)
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runVerity(cmd, args[0], args[1], o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.salt, "salt", "", "salt as hex (at most 256 bytes), or - for none (default: derived from DATA)")
+	f.StringVar(&o.uuid, "uuid", "", "superblock UUID (default: derived from DATA)")
+	f.StringVar(&o.hash, "hash", verity.DefaultHash, "hash algorithm")
+	f.BoolVar(&o.noSuperblock, "no-superblock", false, "write the tree only (hash start block 0, the kernelinit layout)")
+	f.Uint32Var(&o.dataBlockSize, "data-block-size", verity.DefaultBlockSize, "data block size in bytes")
+	f.Uint32Var(&o.hashBlockSize, "hash-block-size", verity.DefaultBlockSize, "hash block size in bytes")
+	f.BoolVar(&o.json, "json", false, "print the report as JSON")
+	return cmd
+}
+
+func runVerity(cmd *cobra.Command, dataPath, hashPath string, o verityOptions) error {
+	ctx := cmd.Context()
+	p := verity.Params{Hash: o.hash, DataBlockSize: o.dataBlockSize, HashBlockSize: o.hashBlockSize, NoSuperblock: o.noSuperblock}
+	switch o.salt {
+	case "", "-":
+	default:
+		s, err := hex.DecodeString(o.salt)
+		if err != nil {
+			return fmt.Errorf("--salt %q: not hex: %w", o.salt, err)
+		}
+		if len(s) > verity.MaxSaltSize {
+			return fmt.Errorf("--salt: %d bytes, at most %d allowed", len(s), verity.MaxSaltSize)
+		}
+		p.Salt = s
+	}
+	if o.uuid != "" {
+		u, err := verity.ParseUUID(o.uuid)
+		if err != nil {
+			return fmt.Errorf("--uuid: %w", err)
+		}
+		p.UUID = u
+	}
+	data, err := os.Open(dataPath)
+	if err != nil {
+		return err
+	}
+	defer data.Close()
+	st, err := data.Stat()
+	if err != nil {
+		return err
+	}
+	// Check the parameters before the (possibly long) derivation pass.
+	if _, _, _, err := verity.Size(p, st.Size()); err != nil {
+		return fmt.Errorf("%s: %w", dataPath, err)
+	}
+	if o.salt == "" || (o.uuid == "" && !o.noSuperblock) {
+		seed, err := verity.ContentSeed(ctx, data, st.Size())
+		if err != nil {
+			return fmt.Errorf("%s: %w", dataPath, err)
+		}
+		if o.salt == "" {
+			p.Salt = verity.DeriveSalt(seed)
+		}
+		if o.uuid == "" {
+			p.UUID = verity.DeriveUUID(seed)
+		}
+	}
+	var res *verity.Result
+	err = createReplacing(hashPath, func(f *os.File) error {
+		var err error
+		res, err = verity.Format(ctx, &preadReader{f: data}, st.Size(), f, p)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("verity %s: %w", dataPath, err)
+	}
+	info := res.Info(hashPath)
+	if o.json {
+		b, err := info.JSON()
+		if err != nil {
+			return err
+		}
+		_, err = cmd.OutOrStdout().Write(b)
+		return err
+	}
+	_, err = fmt.Fprint(cmd.OutOrStdout(), info.Text())
+	return err
+}
+
+// preadReader reads f sequentially from offset 0 with pread, so the
+// derivation pass above does not need a seek.
+type preadReader struct {
+	f   *os.File
+	off int64
+}
+
+func (s *preadReader) Read(b []byte) (int, error) {
+	n, err := s.f.ReadAt(b, s.off)
+	s.off += int64(n)
+	return n, err
+}
+
+// createReplacing creates dst through a temp file beside it: write, fsync,
+// rename. On any error the temp file is removed and dst is untouched.
+func createReplacing(dst string, write func(f *os.File) error) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if err = write(f); err != nil {
+		return err
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), dst)
+}
