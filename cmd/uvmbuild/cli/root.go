@@ -18,6 +18,7 @@ func NewRootCmd() *cobra.Command {
 	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(err) })
 	for _, c := range []*cobra.Command{
+		newVerityCmd(),
 		// commands: one per line, keep this marker
 	} {
 		root.AddCommand(c)
