@@ -3,66 +3,35 @@ package diff
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
-	"hash/crc32"
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/uvmbuild/uvmbuild/builder/igvm"
 )
 
-// This file holds a small private IGVM reader (igvm.md §10): just enough to
-// list headers and rebuild guest memory page by page. It only reads.
+// IGVM headers are decoded by builder/igvm; this file rebuilds guest memory
+// page by page from them and names what each region holds.
 
-const (
-	igvmMagic      = 0x4D564749
-	igvmFixedSize  = 24
-	igvmPageSize   = 4096
-	hdrPlatform    = 0x001
-	hdrPolicy      = 0x101
-	hdrParamArea   = 0x301
-	hdrPageData    = 0x302
-	hdrParamInsert = 0x303
-	hdrVPContext   = 0x304
-	hdrVPCount     = 0x307
-	hdrIDBlock     = 0x30B
-	hdrMemoryMap   = 0x30C
-)
-
-var igvmHeaderNames = map[uint32]string{
-	hdrPlatform: "SUPPORTED_PLATFORM", hdrPolicy: "SNP_POLICY", hdrParamArea: "PARAMETER_AREA",
-	hdrPageData: "PAGE_DATA", hdrParamInsert: "PARAMETER_INSERT", hdrVPContext: "VP_CONTEXT",
-	hdrVPCount: "VP_COUNT_PARAMETER", hdrIDBlock: "SNP_ID_BLOCK", hdrMemoryMap: "MEMORY_MAP",
-}
-
-func igvmHeaderName(t uint32) string {
-	if n, ok := igvmHeaderNames[t]; ok {
-		return n
-	}
-	return fmt.Sprintf("type 0x%03x", t)
-}
-
-type igvmHeader struct {
-	Offset int // file offset of the {type,length} pair
-	Type   uint32
-	Body   []byte
-}
+const igvmPageSize = igvm.PageSize
 
 type igvmFile struct {
-	Version, VHOffset, VHSize, TotalSize, Checksum uint32
+	*igvm.File
 	// ChecksumOK is whether the CRC-32 over the headers matches.
 	ChecksumOK bool
-	Headers    []igvmHeader
 	// Pages maps a GPA to its page: file data, or nil for a zero page.
 	Pages map[uint64][]byte
 	// PageKind names special pages: "VMSA", "CPUID page", "secrets page",
 	// "parameter page".
 	PageKind map[uint64]string
-	// PageFlags and PageDataType are the PAGE_DATA fields per GPA.
+	// PageFlags are the PAGE_DATA flags per GPA.
 	PageFlags map[uint64]uint32
 }
 
 func isIGVM(head []byte) bool {
-	return len(head) >= 4 && binary.LittleEndian.Uint32(head) == igvmMagic
+	return len(head) >= 4 && binary.LittleEndian.Uint32(head) == igvm.Magic
 }
 
 // readIGVM parses an IGVM file. IGVM files are small (hundreds of KiB to a
@@ -72,23 +41,12 @@ func readIGVM(name string) (*igvmFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	if len(data) < igvmFixedSize || binary.LittleEndian.Uint32(data) != igvmMagic {
-		return nil, fmt.Errorf("%s: not an IGVM file (magic)", name)
+	d, err := igvm.Decode(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	le := binary.LittleEndian
-	f := &igvmFile{
-		Version: le.Uint32(data[4:]), VHOffset: le.Uint32(data[8:]), VHSize: le.Uint32(data[12:]),
-		TotalSize: le.Uint32(data[16:]), Checksum: le.Uint32(data[20:]),
-		Pages: map[uint64][]byte{}, PageKind: map[uint64]string{}, PageFlags: map[uint64]uint32{},
-	}
-	end := uint64(f.VHOffset) + uint64(f.VHSize)
-	if f.VHOffset < igvmFixedSize || end > uint64(len(data)) {
-		return nil, fmt.Errorf("%s: variable headers [0x%x, 0x%x) outside the file (%d bytes)", name, f.VHOffset, end, len(data))
-	}
-	hdrs := make([]byte, end)
-	copy(hdrs, data[:end])
-	clear(hdrs[20:24])
-	f.ChecksumOK = crc32.ChecksumIEEE(hdrs) == f.Checksum
+	f := &igvmFile{File: d, ChecksumOK: !errors.Is(igvm.Validate(d), igvm.ErrChecksum),
+		Pages: map[uint64][]byte{}, PageKind: map[uint64]string{}, PageFlags: map[uint64]uint32{}}
 	page := func(fo uint32, gpa uint64) ([]byte, error) {
 		if fo == 0 {
 			return nil, nil
@@ -98,43 +56,42 @@ func readIGVM(name string) (*igvmFile, error) {
 		}
 		return data[fo : fo+igvmPageSize], nil
 	}
-	for off := uint64(f.VHOffset); off < end; {
-		if off+8 > end {
-			return nil, fmt.Errorf("%s: truncated variable header at 0x%x", name, off)
-		}
-		t, n := le.Uint32(data[off:]), uint64(le.Uint32(data[off+4:]))
-		if off+8+n > end {
-			return nil, fmt.Errorf("%s: variable header at 0x%x: length %d runs past the headers' end 0x%x", name, off, n, end)
-		}
-		body := data[off+8 : off+8+n]
-		f.Headers = append(f.Headers, igvmHeader{Offset: int(off), Type: t, Body: body})
-		switch {
-		case t == hdrPageData && n >= 24:
-			gpa := le.Uint64(body)
-			p, err := page(le.Uint32(body[12:]), gpa)
+	for _, h := range d.Headers {
+		switch h.Type {
+		case igvm.TypePageData:
+			pd, err := h.PageData()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			p, err := page(pd.FileOffset, pd.GPA)
 			if err != nil {
 				return nil, err
 			}
-			f.Pages[gpa] = p
-			f.PageFlags[gpa] = le.Uint32(body[16:])
-			switch le.Uint16(body[20:]) {
+			f.Pages[pd.GPA] = p
+			f.PageFlags[pd.GPA] = pd.Flags
+			switch pd.DataType {
 			case 1:
-				f.PageKind[gpa] = "secrets page"
+				f.PageKind[pd.GPA] = "secrets page"
 			case 2:
-				f.PageKind[gpa] = "CPUID page"
+				f.PageKind[pd.GPA] = "CPUID page"
 			}
-		case t == hdrVPContext && n >= 16:
-			gpa := le.Uint64(body)
-			p, err := page(le.Uint32(body[12:]), gpa)
+		case igvm.TypeVPContext:
+			var v igvm.VPContext
+			if err := h.Unmarshal(&v); err != nil {
+				return nil, fmt.Errorf("%s: %w", name, err)
+			}
+			p, err := page(v.FileOffset, v.GPA)
 			if err != nil {
 				return nil, err
 			}
-			f.Pages[gpa] = p
-			f.PageKind[gpa] = "VMSA"
-		case t == hdrParamInsert && n >= 8:
-			f.PageKind[le.Uint64(body)] = "parameter page"
+			f.Pages[v.GPA] = p
+			f.PageKind[v.GPA] = "VMSA"
+		case igvm.TypeParameterInsert:
+			var v igvm.ParameterInsert
+			if err := h.Unmarshal(&v); err == nil {
+				f.PageKind[v.GPA] = "parameter page"
+			}
 		}
-		off += 8 + (n+7)&^7
 	}
 	return f, nil
 }
@@ -311,11 +268,11 @@ func compareIGVM(a, b string, r *Report, o *Options) error {
 			r.add(o.MaxItems, Item{Where: "fixed header " + name, A: fmt.Sprintf("0x%x", x), B: fmt.Sprintf("0x%x", y)})
 		}
 	}
-	fixed("FormatVersion", fa.Version, fb.Version)
-	fixed("VariableHeaderOffset", fa.VHOffset, fb.VHOffset)
-	fixed("VariableHeaderSize", fa.VHSize, fb.VHSize)
-	fixed("TotalFileSize", fa.TotalSize, fb.TotalSize)
-	fixed("Checksum", fa.Checksum, fb.Checksum)
+	fixed("FormatVersion", fa.Fixed.FormatVersion, fb.Fixed.FormatVersion)
+	fixed("VariableHeaderOffset", fa.Fixed.VariableHeaderOffset, fb.Fixed.VariableHeaderOffset)
+	fixed("VariableHeaderSize", fa.Fixed.VariableHeaderSize, fb.Fixed.VariableHeaderSize)
+	fixed("TotalFileSize", fa.Fixed.TotalFileSize, fb.Fixed.TotalFileSize)
+	fixed("Checksum", fa.Fixed.Checksum, fb.Fixed.Checksum)
 	for _, x := range []struct {
 		f    *igvmFile
 		side string
@@ -341,8 +298,8 @@ func compareIGVM(a, b string, r *Report, o *Options) error {
 			y = hb[i]
 		}
 		if x != y {
-			if fa.Headers != nil && i < len(fa.Headers) && fa.Headers[i].Type == hdrIDBlock &&
-				i < len(fb.Headers) && fb.Headers[i].Type == hdrIDBlock {
+			if fa.Headers != nil && i < len(fa.Headers) && fa.Headers[i].Type == igvm.TypeSNPIDBlock &&
+				i < len(fb.Headers) && fb.Headers[i].Type == igvm.TypeSNPIDBlock {
 				continue // reported below with its fields
 			}
 			r.add(o.MaxItems, Item{Where: fmt.Sprintf("variable header[%d]", i), A: x, B: y})
@@ -445,18 +402,18 @@ func headerKeys(f *igvmFile) []string {
 		body := append([]byte(nil), h.Body...)
 		desc := ""
 		switch {
-		case h.Type == hdrPageData && len(body) >= 24:
+		case h.Type == igvm.TypePageData && len(body) >= 24:
 			clear(body[12:16])
 			desc = fmt.Sprintf(" gpa=0x%x flags=0x%x datatype=%d", le.Uint64(body), le.Uint32(body[16:]), le.Uint16(body[20:]))
-		case h.Type == hdrVPContext && len(body) >= 16:
+		case h.Type == igvm.TypeVPContext && len(body) >= 16:
 			clear(body[12:16])
 			desc = fmt.Sprintf(" gpa=0x%x", le.Uint64(body))
-		case h.Type == hdrPolicy && len(body) >= 8:
+		case h.Type == igvm.TypeGuestPolicy && len(body) >= 8:
 			desc = fmt.Sprintf(" policy=0x%x", le.Uint64(body))
 		}
-		out[i] = fmt.Sprintf("%s%s len=%d body=%x", igvmHeaderName(h.Type), desc, len(h.Body), body)
+		out[i] = fmt.Sprintf("%s%s len=%d body=%x", h.Type.String(), desc, len(h.Body), body)
 		if len(body) > 48 {
-			out[i] = fmt.Sprintf("%s%s len=%d body[:48]=%x…", igvmHeaderName(h.Type), desc, len(h.Body), body[:48])
+			out[i] = fmt.Sprintf("%s%s len=%d body[:48]=%x…", h.Type.String(), desc, len(h.Body), body[:48])
 		}
 	}
 	return out
@@ -509,7 +466,7 @@ func memContext(fa, fb *igvmFile, gpa uint64) string {
 
 func idBlock(f *igvmFile) []byte {
 	for _, h := range f.Headers {
-		if h.Type == hdrIDBlock {
+		if h.Type == igvm.TypeSNPIDBlock {
 			return h.Body
 		}
 	}

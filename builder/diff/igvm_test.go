@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/uvmbuild/uvmbuild/builder/igvm"
 )
 
 // synthIGVM builds a small, valid IGVM file whose guest memory holds a
@@ -53,13 +55,13 @@ func synthIGVM(t *testing.T, cmdline string) []byte {
 			hdrs = append(hdrs, '0')
 		}
 	}
-	put(hdrPlatform, []byte{1, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
-	put(hdrPolicy, []byte{0x1f, 0, 3, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0})
+	put(uint32(igvm.TypeSupportedPlatform), []byte{1, 0, 0, 0, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0})
+	put(uint32(igvm.TypeGuestPolicy), []byte{0x1f, 0, 3, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0})
 	// First pass to learn the headers' size, second to fill FileOffsets.
 	var vhSize int
 	for pass := 0; pass < 2; pass++ {
 		hdrs = hdrs[:48]
-		fo := uint32(igvmFixedSize + vhSize)
+		fo := uint32(igvm.FixedHeaderSize + vhSize)
 		for _, p := range pages {
 			body := make([]byte, 24)
 			le.PutUint64(body, p.gpa)
@@ -69,24 +71,24 @@ func synthIGVM(t *testing.T, cmdline string) []byte {
 				fo += 4096
 			}
 			if p.vp {
-				put(hdrVPContext, body[:20])
+				put(uint32(igvm.TypeVPContext), body[:20])
 			} else {
-				put(hdrPageData, body)
+				put(uint32(igvm.TypePageData), body)
 			}
 		}
 		vhSize = len(hdrs)
 	}
-	out := make([]byte, igvmFixedSize)
-	le.PutUint32(out, igvmMagic)
+	out := make([]byte, igvm.FixedHeaderSize)
+	le.PutUint32(out, igvm.Magic)
 	le.PutUint32(out[4:], 1)
-	le.PutUint32(out[8:], igvmFixedSize)
+	le.PutUint32(out[8:], igvm.FixedHeaderSize)
 	le.PutUint32(out[12:], uint32(vhSize))
 	out = append(out, hdrs...)
 	for _, p := range pages {
 		out = append(out, p.data...)
 	}
 	le.PutUint32(out[16:], uint32(len(out)))
-	le.PutUint32(out[20:], crc32.ChecksumIEEE(out[:igvmFixedSize+vhSize]))
+	le.PutUint32(out[20:], crc32.ChecksumIEEE(out[:igvm.FixedHeaderSize+vhSize]))
 	return out
 }
 

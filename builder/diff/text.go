@@ -112,12 +112,12 @@ func lineOps(a, b []string) []lineOp {
 			ops = append(ops, lineOp{' ', i, j})
 			i++
 			j++
-		case j < m && (i == n || lcs[i*(m+1)+j+1] >= lcs[(i+1)*(m+1)+j]):
-			ops = append(ops, lineOp{'+', i, j})
-			j++
-		default:
+		case i < n && (j == m || lcs[(i+1)*(m+1)+j] >= lcs[i*(m+1)+j+1]):
 			ops = append(ops, lineOp{'-', i, j})
 			i++
+		default:
+			ops = append(ops, lineOp{'+', i, j})
+			j++
 		}
 	}
 	return ops
