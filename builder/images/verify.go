@@ -1,0 +1,219 @@
+package images
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"path"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+)
+
+// DigestError is content whose digest is not the one that names it.
+type DigestError struct {
+	What      string // e.g. "layer 2 (compressed)"
+	Want, Got digest.Digest
+}
+
+func (e *DigestError) Error() string {
+	return fmt.Sprintf("%s: digest mismatch: want %s, got %s (tampered or corrupt)", e.What, e.Want, e.Got)
+}
+
+// UnsafeEntryError is a layer entry that would land outside the root.
+type UnsafeEntryError struct {
+	Layer  int
+	Name   string
+	Reason string
+}
+
+func (e *UnsafeEntryError) Error() string {
+	return fmt.Sprintf("layer %d: entry %q: %s", e.Layer, e.Name, e.Reason)
+}
+
+// Verify re-hashes every blob of img: the manifest against its digest, the
+// config against the manifest, each layer's compressed bytes against its
+// digest and its uncompressed bytes against the config's diffIDs. It also
+// checks every tar header of every layer (checkEntry).
+func Verify(ctx context.Context, img v1.Image) error {
+	raw, err := img.RawManifest()
+	if err != nil {
+		return fmt.Errorf("reading manifest: %w", err)
+	}
+	if h, err := img.Digest(); err != nil {
+		return err
+	} else if got := digest.FromBytes(raw); got.String() != h.String() {
+		return &DigestError{What: "manifest", Want: digest.Digest(h.String()), Got: got}
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return fmt.Errorf("parsing manifest: %w", err)
+	}
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		return fmt.Errorf("reading config: %w", err)
+	}
+	if got := digest.FromBytes(rawCfg); got.String() != m.Config.Digest.String() {
+		return &DigestError{What: "config", Want: digest.Digest(m.Config.Digest.String()), Got: got}
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return fmt.Errorf("parsing config: %w", err)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return fmt.Errorf("config lists %d diffIDs for %d layers", len(cfg.RootFS.DiffIDs), len(m.Layers))
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return fmt.Errorf("listing layers: %w", err)
+	}
+	for i, l := range layers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := verifyLayer(i, l, m.Layers[i], cfg.RootFS.DiffIDs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func verifyLayer(i int, l v1.Layer, desc v1.Descriptor, diffID v1.Hash) error {
+	rc, err := l.Compressed()
+	if err != nil {
+		return fmt.Errorf("layer %d (%s): %w", i, desc.Digest, err)
+	}
+	defer rc.Close()
+	ch := sha256.New()
+	cr := &countReader{r: io.TeeReader(rc, ch)}
+	plain, closeFn, err := decompress(bufio.NewReaderSize(cr, 1<<16))
+	if err != nil {
+		return fmt.Errorf("layer %d (%s): %w", i, desc.Digest, err)
+	}
+	defer closeFn()
+	uh := sha256.New()
+	if err := checkTar(i, io.TeeReader(plain, uh)); err != nil {
+		return err
+	}
+	// Drain whatever follows the end-of-archive marker so both digests
+	// cover every byte.
+	if _, err := io.Copy(uh, plain); err != nil {
+		return fmt.Errorf("layer %d (%s): %w", i, desc.Digest, err)
+	}
+	if _, err := io.Copy(io.Discard, cr); err != nil {
+		return fmt.Errorf("layer %d (%s): %w", i, desc.Digest, err)
+	}
+	if got := sum(ch); got.String() != desc.Digest.String() {
+		return &DigestError{What: fmt.Sprintf("layer %d (compressed)", i), Want: digest.Digest(desc.Digest.String()), Got: got}
+	}
+	if cr.n != desc.Size {
+		return fmt.Errorf("layer %d (%s): size %d, manifest says %d", i, desc.Digest, cr.n, desc.Size)
+	}
+	if got := sum(uh); got.String() != diffID.String() {
+		return &DigestError{What: fmt.Sprintf("layer %d (uncompressed diffID)", i), Want: digest.Digest(diffID.String()), Got: got}
+	}
+	return nil
+}
+
+func sum(h hash.Hash) digest.Digest {
+	return digest.NewDigest(digest.SHA256, h)
+}
+
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// decompress detects gzip, zstd or a plain tar by its magic number.
+func decompress(br *bufio.Reader) (io.Reader, func(), error) {
+	head, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(head, gzipMagic):
+		zr, err := gzip.NewReader(br)
+		if err != nil {
+			return nil, nil, fmt.Errorf("gzip: %w", err)
+		}
+		return zr, func() { zr.Close() }, nil
+	case bytes.HasPrefix(head, zstdMagic):
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		if err != nil {
+			return nil, nil, fmt.Errorf("zstd: %w", err)
+		}
+		return zr, zr.Close, nil
+	}
+	return br, func() {}, nil
+}
+
+// checkTar reads every header of a layer and refuses unsafe entries.
+func checkTar(layer int, r io.Reader) error {
+	tr := tar.NewReader(r)
+	for {
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("layer %d: reading tar: %w", layer, err)
+		}
+		if reason := checkEntry(hdr); reason != "" {
+			return &UnsafeEntryError{Layer: layer, Name: hdr.Name, Reason: reason}
+		}
+	}
+}
+
+// checkEntry returns why hdr is unsafe to unpack, or "".
+func checkEntry(hdr *tar.Header) string {
+	if escapes(hdr.Name) {
+		return "path leaves the root"
+	}
+	switch hdr.Typeflag {
+	case tar.TypeSymlink:
+		if !path.IsAbs(hdr.Linkname) && escapes(path.Join(path.Dir(strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")), hdr.Linkname)) {
+			return fmt.Sprintf("symlink target %q leaves the root", hdr.Linkname)
+		}
+	case tar.TypeLink:
+		if escapes(hdr.Linkname) {
+			return fmt.Sprintf("hard link target %q leaves the root", hdr.Linkname)
+		}
+	}
+	return ""
+}
+
+// escapes reports whether a slash-separated relative name climbs above the
+// root. A leading "/" is taken as the root itself.
+func escapes(name string) bool {
+	depth := 0
+	for _, part := range strings.Split(name, "/") {
+		switch part {
+		case "", ".":
+		case "..":
+			depth--
+			if depth < 0 {
+				return true
+			}
+		default:
+			depth++
+		}
+	}
+	return false
+}
