@@ -19,6 +19,9 @@ const (
 	offXLoadFlags  = 0x236
 	offPrefAddress = 0x258
 	offInitSize    = 0x260
+	offVersion     = 0x206
+	offInitrdMax   = 0x22C
+	offCmdlineSize = 0x238
 
 	xlfKernel64 = 1 << 0
 
@@ -59,6 +62,13 @@ type BzImage struct {
 	PrefAddress uint64
 	// InitSize is the memory the decompressor needs from PrefAddress (init_size).
 	InitSize uint32
+	// Version is the boot protocol version (0x206 = 2.06).
+	Version uint16
+	// InitrdAddrMax is the highest address the initrd may occupy.
+	InitrdAddrMax uint32
+	// CmdlineSize is the longest command line the kernel accepts, without
+	// the NUL (255 before boot protocol 2.06).
+	CmdlineSize uint32
 	// PayloadOffset is the file offset of the protected-mode payload,
 	// (setup_sects+1)*512.
 	PayloadOffset int64
@@ -86,6 +96,15 @@ func Parse(name string, data []byte) (*BzImage, error) {
 		InitSize:    binary.LittleEndian.Uint32(data[offInitSize:]),
 	}
 	copy(k.SetupHeader[:], data[SetupHeaderOffset:])
+	k.Version = binary.LittleEndian.Uint16(data[offVersion:])
+	k.InitrdAddrMax = binary.LittleEndian.Uint32(data[offInitrdMax:])
+	if k.Version < 0x203 {
+		k.InitrdAddrMax = 0x37FFFFFF
+	}
+	k.CmdlineSize = 255
+	if k.Version >= 0x206 {
+		k.CmdlineSize = binary.LittleEndian.Uint32(data[offCmdlineSize:])
+	}
 	if k.XLoadFlags&xlfKernel64 == 0 {
 		return nil, &FormatError{Name: name, Field: "xloadflags", Offset: offXLoadFlags,
 			Msg: fmt.Sprintf("%#04x lacks XLF_KERNEL_64 (no 64-bit entry point)", k.XLoadFlags)}
