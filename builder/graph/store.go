@@ -2,7 +2,6 @@ package graph
 
 import (
 	"context"
-	"errors"
 	"io/fs"
 
 	"github.com/opencontainers/go-digest"
@@ -31,7 +30,8 @@ type Store interface {
 	// LinkFile makes dst a file with the blob's content and permission bits
 	// mode, by hard link where possible, else by copy, atomically (a temp
 	// file beside dst renamed over it). The blob is digest-checked first; a
-	// corrupt blob is evicted and an error matching ErrCorrupt returned. If
+	// corrupt blob is evicted (with a warning) and, being gone, reported as
+	// ErrNotFound: the graph then rebuilds the step that produced it. If
 	// dst already is the stored file (same inode) nothing is done.
 	LinkFile(ctx context.Context, d digest.Digest, mode fs.FileMode, dst string) error
 	// LockAction serialises work on key across processes sharing the store:
@@ -39,9 +39,7 @@ type Store interface {
 	LockAction(ctx context.Context, key digest.Digest) (unlock func(), err error)
 }
 
-// Store errors. Implementations wrap fs.ErrNotExist for ErrNotFound so that
-// either test works.
-var (
-	ErrNotFound = fs.ErrNotExist
-	ErrCorrupt  = errors.New("corrupt cache entry")
-)
+// ErrNotFound is what a Store's errors wrap for a missing (or evicted)
+// entry or blob. It is fs.ErrNotExist so that stores need not import this
+// package.
+var ErrNotFound = fs.ErrNotExist

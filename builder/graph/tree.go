@@ -1,0 +1,110 @@
+package graph
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// treeEntry is the canonical form of one file system object in a tree
+// digest.
+type treeEntry struct {
+	Path   string        `json:"p"`
+	Type   string        `json:"t"`
+	Mode   uint32        `json:"m"`
+	Digest digest.Digest `json:"d,omitempty"`
+	Target string        `json:"l,omitempty"`
+}
+
+// TreeDigest is the canonical digest of a set of entries: the SHA-256 of a
+// JSON array of (path, type, mode, digest, link target) sorted by path. A
+// single file input is the one entry ".", a directory input "." plus its
+// content. Sizes are implied by digests and timestamps never count.
+func TreeDigest(entries []Entry) digest.Digest {
+	te := make([]treeEntry, len(entries))
+	for i, e := range entries {
+		te[i] = treeEntry{Path: e.Path, Type: e.Type, Mode: uint32(e.Mode), Digest: e.Digest, Target: e.Target}
+	}
+	sort.Slice(te, func(i, j int) bool { return te[i].Path < te[j].Path })
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(te); err != nil {
+		panic(fmt.Sprintf("graph: encoding tree: %v", err))
+	}
+	return digest.FromBytes(buf.Bytes())
+}
+
+// Sub returns the part of m under output, rebased so that output itself is
+// "."; output "" selects the whole manifest with no "." entry. It reports
+// false when output is not in m.
+func (n *node) sub(output string) ([]Entry, bool) {
+	return subManifest(n.manifest, output)
+}
+
+func subManifest(m *Manifest, output string) ([]Entry, bool) {
+	if m == nil {
+		return nil, false
+	}
+	if output == "" {
+		return m.Entries, true
+	}
+	var out []Entry
+	found := false
+	prefix := output + "/"
+	for _, e := range m.Entries {
+		switch {
+		case e.Path == output:
+			found = true
+			e.Path = "."
+			out = append(out, e)
+		case strings.HasPrefix(e.Path, prefix):
+			e.Path = e.Path[len(prefix):]
+			out = append(out, e)
+		}
+	}
+	return out, found
+}
+
+// unixPerm converts Go file mode bits to the 0o7777 permission bits kept in
+// manifests.
+func unixPerm(m fs.FileMode) fs.FileMode {
+	p := m.Perm()
+	if m&fs.ModeSetuid != 0 {
+		p |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		p |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		p |= 0o1000
+	}
+	return p
+}
+
+// goMode converts 0o7777 permission bits to Go file mode bits.
+func goMode(p fs.FileMode) fs.FileMode {
+	m := p.Perm()
+	if p&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if p&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if p&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// validOutputName reports whether name is a clean, relative slash path.
+func validOutputName(name string) bool {
+	return name != "" && name != "." && !strings.HasPrefix(name, "/") &&
+		path.Clean(name) == name && name != ".." && !strings.HasPrefix(name, "../")
+}
