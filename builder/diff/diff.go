@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 )
 
@@ -19,6 +20,10 @@ type Options struct {
 	// Label, when set, names the two sides in the report instead of their
 	// paths (e.g. "build 1" and "build 2").
 	LabelA, LabelB string
+	// Skip lists slash paths, relative to the roots of a directory
+	// comparison, left out of it (e.g. build.json, which records
+	// durations).
+	Skip []string
 }
 
 func (o *Options) norm() *Options {
@@ -226,7 +231,7 @@ type dirEntry struct {
 	target string
 }
 
-func walkTree(root string) (map[string]dirEntry, error) {
+func walkTree(root string, skip []string) (map[string]dirEntry, error) {
 	m := map[string]dirEntry{}
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -234,6 +239,12 @@ func walkTree(root string) (map[string]dirEntry, error) {
 		}
 		rel, _ := filepath.Rel(root, p)
 		if rel == "." {
+			return nil
+		}
+		if slices.Contains(skip, filepath.ToSlash(rel)) {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
 			return nil
 		}
 		fi, err := d.Info()
@@ -253,11 +264,11 @@ func walkTree(root string) (map[string]dirEntry, error) {
 // compareDirs compares two trees: entries on one side only, type and mode
 // differences, and a structured sub-report for each differing file.
 func compareDirs(ctx context.Context, a, b string, r *Report, o *Options) error {
-	ma, err := walkTree(a)
+	ma, err := walkTree(a, o.Skip)
 	if err != nil {
 		return err
 	}
-	mb, err := walkTree(b)
+	mb, err := walkTree(b, o.Skip)
 	if err != nil {
 		return err
 	}
