@@ -19,6 +19,10 @@ func NewRootCmd() *cobra.Command {
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(err) })
 	for _, c := range []*cobra.Command{
 		newVerityCmd(),
+		newDiffCmd(),
+		newCompareMeasurementCmd(),
+		newEndorseCmd(),
+		newProvenanceCmd(),
 		// commands: one per line, keep this marker
 	} {
 		root.AddCommand(c)
