@@ -76,18 +76,21 @@ func Verify(ctx context.Context, img v1.Image) error {
 	if err != nil {
 		return fmt.Errorf("listing layers: %w", err)
 	}
+	// Symlinks defined so far, bottom layer first: an entry below one of
+	// them would be written through the link.
+	links := map[string]bool{}
 	for i, l := range layers {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := verifyLayer(i, l, m.Layers[i], cfg.RootFS.DiffIDs[i]); err != nil {
+		if err := verifyLayer(i, l, m.Layers[i], cfg.RootFS.DiffIDs[i], links); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func verifyLayer(i int, l v1.Layer, desc v1.Descriptor, diffID v1.Hash) error {
+func verifyLayer(i int, l v1.Layer, desc v1.Descriptor, diffID v1.Hash, links map[string]bool) error {
 	rc, err := l.Compressed()
 	if err != nil {
 		return fmt.Errorf("layer %d (%s): %w", i, desc.Digest, err)
@@ -101,19 +104,22 @@ func verifyLayer(i int, l v1.Layer, desc v1.Descriptor, diffID v1.Hash) error {
 	}
 	defer closeFn()
 	uh := sha256.New()
-	if err := checkTar(i, io.TeeReader(plain, uh)); err != nil {
-		return err
-	}
+	tarErr := checkTar(i, io.TeeReader(plain, uh), links)
 	// Drain whatever follows the end-of-archive marker so both digests
-	// cover every byte.
-	if _, err := io.Copy(uh, plain); err != nil {
-		return fmt.Errorf("layer %d (%s): %w", i, desc.Digest, err)
-	}
+	// cover every byte; a digest mismatch explains a broken tar better than
+	// the tar error, so it is reported first.
+	_, plainErr := io.Copy(uh, plain)
 	if _, err := io.Copy(io.Discard, cr); err != nil {
 		return fmt.Errorf("layer %d (%s): %w", i, desc.Digest, err)
 	}
 	if got := sum(ch); got.String() != desc.Digest.String() {
 		return &DigestError{What: fmt.Sprintf("layer %d (compressed)", i), Want: digest.Digest(desc.Digest.String()), Got: got}
+	}
+	if tarErr != nil {
+		return tarErr
+	}
+	if plainErr != nil {
+		return fmt.Errorf("layer %d (%s): %w", i, desc.Digest, plainErr)
 	}
 	if cr.n != desc.Size {
 		return fmt.Errorf("layer %d (%s): size %d, manifest says %d", i, desc.Digest, cr.n, desc.Size)
@@ -164,8 +170,9 @@ func decompress(br *bufio.Reader) (io.Reader, func(), error) {
 	return br, func() {}, nil
 }
 
-// checkTar reads every header of a layer and refuses unsafe entries.
-func checkTar(layer int, r io.Reader) error {
+// checkTar reads every header of a layer and refuses unsafe entries,
+// including entries below a symlink defined in this or a lower layer.
+func checkTar(layer int, r io.Reader, links map[string]bool) error {
 	tr := tar.NewReader(r)
 	for {
 		hdr, err := tr.Next()
@@ -178,6 +185,19 @@ func checkTar(layer int, r io.Reader) error {
 		if reason := checkEntry(hdr); reason != "" {
 			return &UnsafeEntryError{Layer: layer, Name: hdr.Name, Reason: reason}
 		}
+		name := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
+		base := path.Base(name)
+		if strings.HasPrefix(base, ".wh.") {
+			// A whiteout removes the link (or anything) it names.
+			delete(links, path.Join(path.Dir(name), strings.TrimPrefix(base, ".wh.")))
+			continue
+		}
+		for p := path.Dir(name); p != "." && p != "/"; p = path.Dir(p) {
+			if links[p] {
+				return &UnsafeEntryError{Layer: layer, Name: hdr.Name, Reason: fmt.Sprintf("path goes through the symlink %q", p)}
+			}
+		}
+		links[name] = hdr.Typeflag == tar.TypeSymlink
 	}
 }
 
