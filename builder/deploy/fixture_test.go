@@ -18,8 +18,8 @@ var outArtifacts = map[string]fs.FileMode{
 	SourceConfig: 0o600, SourceDebugConfig: 0o600, SourceSNPConfig: 0o600, SourceSNPDebugConfig: 0o600,
 	SourceUtarfs: 0o700, SourceOverlay: 0o700, SourceTardev: 0o700, SourceTardevUnit: 0o600,
 	SourceImage: 0o600, SourceIGVM: 0o600, SourceIGVMDebug: 0o600, SourceMeasurement: 0o600, SourceMeasurementDebug: 0o600,
-	"agent-install/usr/bin/kata-agent":                           0o700,
-	"agent-install/usr/lib/systemd/system/kata-agent.service":    0o600,
+	"agent-install/usr/bin/kata-agent":                            0o700,
+	"agent-install/usr/lib/systemd/system/kata-agent.service":     0o600,
 	"agent-install/usr/lib/systemd/system/kata-containers.target": 0o600,
 }
 
