@@ -98,9 +98,9 @@ type Summary struct {
 	Devices   int `json:"devices"`
 	// ContentBytes is the sum of regular file sizes (each hardlink group once).
 	ContentBytes int64 `json:"content_bytes"`
-	// DiskUsage estimates `du -B1 -s` of the extracted tree on a file system
-	// with 4 KiB blocks: files rounded up to blocks (hardlinks once), one
-	// block per directory, one per symlink target of 60 bytes or more.
+	// DiskUsage estimates `du -B1 -s` of the extracted tree on ext4 with
+	// 4 KiB blocks: files rounded up to blocks (hardlinks once), directories
+	// by their entries, one block per symlink target of 60 bytes or more.
 	DiskUsage int64 `json:"disk_usage"`
 	// Dropped and Emptied list what the filter changed.
 	Dropped []string `json:"dropped,omitempty"`
@@ -494,6 +494,28 @@ func write(ctx context.Context, entries map[string]*entry, w io.Writer, o *Optio
 		}
 	}
 
+	// Directory sizes as ext4 stores them: 12-byte "." and ".." entries, one
+	// 8-byte header plus the name (padded to 4) per child, 12 bytes of
+	// checksum tail per block, one extra block for the htree root of a
+	// multi-block directory.
+	dirBytes := map[string]int64{}
+	for _, n := range names {
+		if n != "" && entries[n].action != Drop {
+			d := path.Dir(n)
+			if d == "." {
+				d = ""
+			}
+			dirBytes[d] += 8 + int64(len(path.Base(n))+3)/4*4
+		}
+	}
+	dirUsage := func(n string) int64 {
+		b := max(1, (24+dirBytes[n]+blockSize-13)/(blockSize-12))
+		if b > 1 {
+			b++
+		}
+		return b * blockSize
+	}
+
 	hw := sha256.New()
 	cw := &countWriter{w: io.MultiWriter(w, hw)}
 	tw := tar.NewWriter(cw)
@@ -515,7 +537,7 @@ func write(ctx context.Context, entries map[string]*entry, w io.Writer, o *Optio
 				h.Name += "/"
 			}
 			sum.Dirs++
-			sum.DiskUsage += blockSize
+			sum.DiskUsage += dirUsage(n)
 		case tar.TypeSymlink:
 			sum.Symlinks++
 			if len(h.Linkname) >= 60 {
