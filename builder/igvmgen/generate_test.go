@@ -162,7 +162,10 @@ func TestBadInput(t *testing.T) {
 		{"cmdline not ASCII", func(p *Params) { p.Cmdline = []byte("root=/dev/vda\xc3\xa9") }, []string{"command line", "ASCII"}},
 		{"cmdline NUL", func(p *Params) { p.Cmdline = []byte("a\x00b") }, []string{"command line", "NUL"}},
 		{"cmdline too long", func(p *Params) { p.Cmdline = bytes.Repeat([]byte("a"), 0x800) }, []string{"command line", "vmlinuz", "at most 2047"}},
-		{"initrd does not fit", func(p *Params) { binary.LittleEndian.PutUint32(p.Kernel[0x22C:], 0x1000000); p.Initrd, p.InitrdName = make([]byte, 0x1000), "big.img" }, []string{"big.img", "does not fit"}},
+		{"initrd does not fit", func(p *Params) {
+			binary.LittleEndian.PutUint32(p.Kernel[0x22C:], 0x1000000)
+			p.Initrd, p.InitrdName = make([]byte, 0x1000), "big.img"
+		}, []string{"big.img", "does not fit"}},
 		{"payload too big for init_size", func(p *Params) { binary.LittleEndian.PutUint32(p.Kernel[0x260:], 0x20000) }, []string{"vmlinuz", "init_size"}},
 		{"non-P-384 key", func(p *Params) { p.IDKey = p256 }, []string{"P-384"}},
 		{"no ACPI", func(p *Params) { p.ACPI = nil }, []string{"ACPI"}},
