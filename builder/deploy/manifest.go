@@ -107,6 +107,7 @@ func (m *Manifest) encode() []byte {
 func writeManifest(root string, m *Manifest) error {
 	p := hostPath(root, ManifestPath)
 	data := m.encode()
+	removeStaleTemps(p)
 	if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, data) {
 		return nil
 	}
