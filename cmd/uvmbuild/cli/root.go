@@ -8,16 +8,40 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// NewRootCmd returns the uvmbuild command tree.
-func NewRootCmd() *cobra.Command {
+// NewRootCmd returns the uvmbuild command tree of a real process (recipes
+// from the composition root, the process environment).
+func NewRootCmd() *cobra.Command { return newRootCmd(newOptions()) }
+
+// newRootCmd returns the command tree over o. The root command itself is
+// the make-style build.
+func newRootCmd(o *Options) *cobra.Command {
 	root := &cobra.Command{
-		Use:           "uvmbuild [flags] [TARGET...] [VAR=value...]",
-		Short:         "Reproducible builder for the Kata confidential utility VM",
+		Use:   "uvmbuild [flags] [TARGET...] [VAR=value...]",
+		Short: "Reproducible builder for the Kata confidential utility VM",
+		Long: `uvmbuild builds the targets of a recipe like make: uvmbuild [TARGET...] [VAR=value...]
+(default target: all). VAR=value on the command line beats the environment, which
+beats the default ('uvmbuild vars' lists them, 'uvmbuild targets' the targets).
+Artifacts go to --out (default out/) with a build record out/build.json; action
+results are kept in a content-addressed cache (--cache-dir, $UVMBUILD_CACHE,
+default $XDG_CACHE_HOME/uvmbuild).
+
+Exit codes: 0 ok, 1 build failed or bad input, 2 usage error, 3 compared things differ.`,
+		Args:          cobra.ArbitraryArgs,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBuild(cmd.Context(), o, args, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
+	o.addFlags(root.Flags())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(err) })
 	for _, c := range []*cobra.Command{
+		newBuildCmd(o),
+		newTargetsCmd(o),
+		newVarsCmd(o),
+		newPlanCmd(o),
+		newGraphCmd(o),
+		newCacheCmd(o),
 		newVerityCmd(),
 		newDiffCmd(),
 		newCompareMeasurementCmd(),
