@@ -54,13 +54,13 @@ func (demo) distroName() string { return "debian" }
 func (demo) defaultKataSrc(p *planner) string {
 	return filepath.Join(p.env.ProjectDir, "testdata", "kata-src")
 }
-func (demo) virtiofsd(string) string               { return "/usr/libexec/virtiofsd" }
-func (demo) cgroupV2(string) bool                  { return true }
-func (demo) toolchainEnv() string                  { return "" }
-func (demo) cargoOffline(string) string            { return "" }
+func (demo) virtiofsd(string) string                 { return "/usr/libexec/virtiofsd" }
+func (demo) cgroupV2(string) bool                    { return true }
+func (demo) toolchainEnv() string                    { return "" }
+func (demo) cargoOffline(string) string              { return "" }
 func (demo) vendorStep(*planner, string) *graph.Step { return nil }
-func (demo) chronyConf() string                    { return "/etc/chrony/chrony.conf" }
-func (demo) chronyUnit() string                    { return "/usr/lib/systemd/system/chrony.service" }
+func (demo) chronyConf() string                      { return "/etc/chrony/chrony.conf" }
+func (demo) chronyUnit() string                      { return "/usr/lib/systemd/system/chrony.service" }
 
 func (demo) builderImage(p *planner) imageRef {
 	s := p.memo("builder-image", func() *graph.Step {

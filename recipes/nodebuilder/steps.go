@@ -26,7 +26,7 @@ type planner struct {
 	steps   map[string]*graph.Step
 	w       *wiring
 	azl     *azlInputs // azure-linux only
-	version string // kata VERSION file content
+	version string     // kata VERSION file content
 }
 
 func (p *planner) memo(id string, mk func() *graph.Step) *graph.Step {
