@@ -40,7 +40,7 @@ func needContainers(t *testing.T) {
 
 // busyboxLayout writes a one-layer OCI layout holding /bin/busybox and its
 // applets (symlinks), built in Go, and returns its directory and digest.
-func busyboxLayout(t *testing.T, extra ...string) (string, digest.Digest) {
+func busyboxLayout(t testing.TB, extra ...string) (string, digest.Digest) {
 	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
@@ -139,4 +139,11 @@ func equalJSON(t *testing.T, a, b any) bool {
 	}
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
+}
+
+func busyboxLayoutB(b *testing.B) (string, digest.Digest) {
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		b.Skip("busybox-static not installed")
+	}
+	return busyboxLayout(b)
 }

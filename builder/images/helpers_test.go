@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -108,4 +109,31 @@ func layerImage(t *testing.T, comp compression.Compression, layers ...[]entry) v
 		}
 	}
 	return img
+}
+
+func layerImageFrom(b testing.TB, l v1.Layer) v1.Image {
+	b.Helper()
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	img, err := mutate.Append(img, mutate.Addendum{Layer: l, History: v1.History{Created: v1.Time{Time: epoch}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return img
+}
+
+// reportMedian runs fn b.N times and reports the median wall time.
+func reportMedian(b *testing.B, fn func() error) {
+	b.Helper()
+	var ds []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
+		if err := fn(); err != nil {
+			b.Fatal(err)
+		}
+		ds = append(ds, time.Since(t0))
+	}
+	b.StopTimer()
+	slices.Sort(ds)
+	b.ReportMetric(float64(ds[len(ds)/2].Milliseconds()), "median-ms")
 }

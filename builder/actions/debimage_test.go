@@ -1,0 +1,106 @@
+package actions_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uvmbuild/uvmbuild/builder/actions"
+	"github.com/uvmbuild/uvmbuild/builder/graph"
+	"github.com/uvmbuild/uvmbuild/builder/images"
+	"github.com/uvmbuild/uvmbuild/builder/lockfile"
+)
+
+func TestDebianImageSpecKey(t *testing.T) {
+	a := actions.DebianImageSpec(actions.DebianImageParams{Suite: "bookworm", Packages: []string{"make", "gcc"}, SourceDateEpoch: 1})
+	b := actions.DebianImageSpec(actions.DebianImageParams{Suite: "bookworm", Packages: []string{"gcc", "make", "gcc"}, SourceDateEpoch: 1})
+	if !equalJSON(t, a.Params, b.Params) {
+		t.Error("package order or duplicates must not change the key")
+	}
+	for i, p := range []actions.DebianImageParams{
+		{Suite: "trixie", Packages: []string{"make", "gcc"}, SourceDateEpoch: 1},
+		{Suite: "bookworm", Packages: []string{"make"}, SourceDateEpoch: 1},
+		{Suite: "bookworm", Packages: []string{"make", "gcc"}, SourceDateEpoch: 2},
+		{Suite: "bookworm", Packages: []string{"make", "gcc"}, Backports: []string{"e2fsprogs"}, SourceDateEpoch: 1},
+		{Suite: "bookworm", Packages: []string{"make", "gcc"}, Variant: "apt", SourceDateEpoch: 1},
+	} {
+		if equalJSON(t, actions.DebianImageSpec(p).Params, a.Params) {
+			t.Errorf("case %d: param change does not change the key", i)
+		}
+	}
+}
+
+// TestDebianImageNetwork builds a bookworm image with e2fsprogs from
+// backports twice with mmdebstrap (network, about a minute each), checks
+// that both runs give the same digest, that the lock holds it, and runs
+// mkfs.ext4 from it in a container step.
+func TestDebianImageNetwork(t *testing.T) {
+	if os.Getenv("UVMBUILD_NETWORK_TESTS") != "1" {
+		t.Skip("set UVMBUILD_NETWORK_TESTS=1 to run mmdebstrap against the configured Debian mirror (network, minutes)")
+	}
+	needContainers(t)
+	if _, err := exec.LookPath("mmdebstrap"); err != nil {
+		t.Skip("mmdebstrap not installed")
+	}
+	ctx := context.Background()
+	lockPath := filepath.Join(t.TempDir(), lockfile.Name)
+	lock := lockfile.Open(lockPath)
+	step := &graph.Step{
+		ID: "builder-image",
+		Spec: actions.DebianImageSpec(actions.DebianImageParams{
+			Suite: "bookworm", Backports: []string{"e2fsprogs"}, SourceDateEpoch: testEpoch,
+		}),
+		Outputs: []string{"image", "rootfs.tar", "packages.txt"},
+		Exec:    &actions.DebianImage{Lock: lock, LockName: "builder-image"},
+	}
+	var outs []string
+	for i := 0; i < 2; i++ {
+		t0 := time.Now()
+		out, log, err := run(t, ctx, step, nil)
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", i, err, tail(log))
+		}
+		t.Logf("run %d: %s", i, time.Since(t0).Round(time.Second))
+		outs = append(outs, out)
+	}
+	e, ok, _ := lock.Lookup("builder-image")
+	if !ok {
+		t.Fatal("image digest not recorded in the lock")
+	}
+	t.Logf("image %s, rootfs.tar %s", e.Digest, e.Checksums["rootfs.tar"])
+	pk, _ := os.ReadFile(filepath.Join(outs[0], "packages.txt"))
+	if !strings.Contains(string(pk), "e2fsprogs=1.47") {
+		t.Errorf("e2fsprogs not from backports:\n%s", pk)
+	}
+	for _, f := range []string{"rootfs.tar", "packages.txt"} {
+		a, _ := os.ReadFile(filepath.Join(outs[0], f))
+		b, _ := os.ReadFile(filepath.Join(outs[1], f))
+		if string(a) != string(b) {
+			t.Errorf("%s differs between two runs", f)
+		}
+	}
+
+	cache := t.TempDir()
+	c := &actions.Container{Images: &images.Store{Dir: cache}, StateRoot: filepath.Join(cache, "runc")}
+	s := &graph.Step{ID: "mkfs-version", Exec: c, Outputs: []string{"v"},
+		Spec: actions.ContainerSpec("", actions.ContainerParams{Script: `mke2fs -V > /out/v 2>&1`, ImageInput: "image", SourceDateEpoch: testEpoch})}
+	out, log, err := run(t, ctx, s, map[string]string{"image": filepath.Join(outs[0], "image")})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	v, _ := os.ReadFile(filepath.Join(out, "v"))
+	if !strings.Contains(string(v), "1.47") {
+		t.Errorf("mke2fs -V: %s", v)
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 4000 {
+		return s[len(s)-4000:]
+	}
+	return s
+}
