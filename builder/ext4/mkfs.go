@@ -136,6 +136,16 @@ func Make(ctx context.Context, out string, o Options) error {
 	if err != nil {
 		return err
 	}
+	// mkfs runs in a scratch directory: make the paths absolute.
+	if out, err = filepath.Abs(out); err != nil {
+		return err
+	}
+	if o.Tar, err = filepath.Abs(o.Tar); err != nil {
+		return err
+	}
+	if path, err = filepath.Abs(path); err != nil {
+		return err
+	}
 	if _, err := CheckVersion(ctx, path); err != nil {
 		return err
 	}

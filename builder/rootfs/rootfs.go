@@ -70,6 +70,9 @@ type File struct {
 	Name    string // clean slash path, e.g. "etc/machine-id"
 	Mode    int64  // permission bits
 	Content []byte
+	// IfMissing adds the file only when the input has no such path (like
+	// `touch`, which keeps an existing file's content).
+	IfMissing bool
 }
 
 // Options control normalisation.
@@ -386,6 +389,9 @@ func write(ctx context.Context, entries map[string]*entry, w io.Writer, o *Optio
 		name, err := cleanName(f.Name)
 		if err != nil || name == "" {
 			return sum, fmt.Errorf("added file %q: invalid name: %v", f.Name, err)
+		}
+		if _, ok := entries[name]; ok && f.IfMissing {
+			continue
 		}
 		entries[name] = &entry{name: name, data: f.Content, hdr: &tar.Header{Typeflag: tar.TypeReg, Mode: f.Mode & 0o7777,
 			Size: int64(len(f.Content)), ModTime: time.Unix(o.SourceDateEpoch, 0).UTC(), Format: tar.FormatPAX}}
