@@ -20,6 +20,7 @@ import (
 	"github.com/uvmbuild/uvmbuild/builder/graph"
 	"github.com/uvmbuild/uvmbuild/builder/images"
 	"github.com/uvmbuild/uvmbuild/builder/lockfile"
+	"github.com/uvmbuild/uvmbuild/builder/sandbox"
 )
 
 // DebianImageKind is the Spec.Kind of Debian image steps.
@@ -186,6 +187,10 @@ func (d *DebianImage) Run(ctx context.Context, x *graph.Exec) error {
 		if err := os.Rename(pkgList, filepath.Join(x.OutDir, "packages.txt")); err != nil {
 			return err
 		}
+	}
+	// Modes of the files written here follow the host umask: normalise.
+	if err := sandbox.Normalize(x.OutDir, time.Unix(p.SourceDateEpoch, 0)); err != nil {
+		return err
 	}
 	if d.Lock == nil {
 		return nil

@@ -13,11 +13,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
 	"github.com/uvmbuild/uvmbuild/builder/graph"
 	"github.com/uvmbuild/uvmbuild/builder/lockfile"
+	"github.com/uvmbuild/uvmbuild/builder/sandbox"
 )
 
 // FetchKind is the Spec.Kind of fetch steps.
@@ -99,6 +101,11 @@ func (f *Fetch) Run(ctx context.Context, x *graph.Exec) error {
 			return err
 		}
 		got.Checksums[file.Name] = d
+	}
+	// Directories created here follow the host umask: normalise (times are
+	// not clamped; fetched files carry no meaningful time).
+	if err := sandbox.Normalize(x.OutDir, time.Unix(0, 0)); err != nil {
+		return err
 	}
 	if f.Lock == nil {
 		return nil

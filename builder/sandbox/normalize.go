@@ -8,25 +8,30 @@ import (
 	"time"
 )
 
-// Normalize rewrites the metadata of everything under root so that nothing
+// Normalize rewrites the metadata of everything under dir so that nothing
 // but content and the executable bit can reach a digest: owners become 0:0
 // (numeric), directories 0755, files 0755 when any execute bit is set and
 // 0644 otherwise (setuid/setgid/sticky and umask effects dropped), and
 // modification times later than epoch are clamped to epoch. Devices, fifos
 // and sockets are refused: they are not build outputs.
-func Normalize(root string, epoch time.Time) error {
+func Normalize(dir string, epoch time.Time) error {
 	var dirs []string
-	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+	root := os.Geteuid() == 0
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(root, p)
+		rel, _ := filepath.Rel(dir, p)
 		fi, err := d.Info()
 		if err != nil {
 			return err
 		}
-		if err := os.Lchown(p, 0, 0); err != nil {
-			return fmt.Errorf("output %s: %w", rel, err)
+		// Owners are only fixable as root; a non-root build's outputs are
+		// all the invoking user's anyway, and the manifest carries no owner.
+		if root {
+			if err := os.Lchown(p, 0, 0); err != nil {
+				return fmt.Errorf("output %s: %w", rel, err)
+			}
 		}
 		switch t := fi.Mode().Type(); {
 		case t == fs.ModeSymlink:
