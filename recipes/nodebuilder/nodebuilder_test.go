@@ -210,14 +210,8 @@ func TestBuildTypeDebug(t *testing.T) {
 	if s := stepByID(t, p, "package-confpods/agent").Spec.Params["script"].(string); !strings.Contains(s, "BUILD_TYPE=debug AGENT_POLICY=yes") {
 		t.Errorf("agent not built as debug:\n%s", s)
 	}
-	var inst *graph.Artifact
-	for i, a := range p.Artifacts {
-		if a.As == "shim-config/configuration-clh-snp.toml" {
-			inst = &p.Artifacts[i]
-		}
-	}
-	if inst == nil || inst.Step.ID != "package-confpods/shim-debug-config" || inst.Output != "configuration-clh-snp-debug.toml" {
-		t.Errorf("installed shim config = %+v, want the debug configuration", inst)
+	if got, want := p.Record["shim-config.install"], "configuration-clh-snp-debug.toml -> /opt/confidential-containers/share/defaults/kata-containers/configuration-clh-snp.toml"; got != want {
+		t.Errorf("installed shim config = %q, want %q", got, want)
 	}
 	// Release: the main configuration and allow-set-policy.rego.
 	p, err = plan(t, r, demoEnv(t), "all-confpods")
@@ -227,10 +221,8 @@ func TestBuildTypeDebug(t *testing.T) {
 	if got := p.Record["policy.name"]; got != "allow-set-policy.rego" {
 		t.Errorf("release policy = %s", got)
 	}
-	for _, a := range p.Artifacts {
-		if a.As == "shim-config/configuration-clh-snp.toml" && a.Step.ID != "package-confpods/runtime" {
-			t.Errorf("release installs %s:%s", a.Step.ID, a.Output)
-		}
+	if got := p.Record["shim-config.install"]; !strings.HasPrefix(got, "configuration-clh-snp.toml ->") {
+		t.Errorf("release installs %q", got)
 	}
 }
 

@@ -181,37 +181,40 @@ func (p *planner) tardevStep(tc tardevComponent) *graph.Step {
 	})
 }
 
-// packageArtifacts are what package[-confpods] materialises into out/.
+// packageArtifacts are what package[-confpods] materialises into out/, under
+// the names deploy (builder/deploy) reads: the runtime binaries, the built
+// shim configurations, agent-install/ and the confpods host components.
 func (p *planner) packageArtifacts() []graph.Artifact {
 	n := p.names
 	rt := p.runtimeStep()
 	arts := []graph.Artifact{
-		{Step: rt, Output: "containerd-shim-kata-v2", As: "runtime/containerd-shim-kata-v2"},
-		{Step: rt, Output: "kata-runtime", As: "runtime/kata-runtime"},
-		{Step: rt, Output: "kata-monitor", As: "runtime/kata-monitor"},
-		{Step: rt, Output: "kata-collect-data.sh", As: "runtime/kata-collect-data.sh"},
-		{Step: rt, Output: "config/" + n.shimConfig, As: "config/" + n.shimConfig},
+		{Step: rt, Output: "containerd-shim-kata-v2", As: "containerd-shim-kata-v2"},
+		{Step: rt, Output: "kata-runtime", As: "kata-runtime"},
+		{Step: rt, Output: "kata-monitor", As: "kata-monitor"},
+		{Step: rt, Output: "kata-collect-data.sh", As: "kata-collect-data.sh"},
+		{Step: rt, Output: "config/" + n.shimConfig, As: n.shimConfig},
 	}
-	// shim-config/ holds the file deploy-package installs as
-	// SHIM_CONFIG_INST_FILE_NAME: the debug configuration when
-	// SHIM_USE_DEBUG_CONFIG=yes and the profile has one (3.15 ignores it
-	// for Kata), else the main configuration.
-	inst := graph.Artifact{Step: rt, Output: "config/" + n.shimConfig, As: "shim-config/" + n.shimConfigInst}
 	if p.hasDebugConfig() {
-		dbg := p.debugConfigStep()
-		arts = append(arts, graph.Artifact{Step: dbg, Output: n.shimDebugConfig, As: "config/" + n.shimDebugConfig})
-		if p.cfg.shimDebug {
-			inst = graph.Artifact{Step: dbg, Output: n.shimDebugConfig, As: "shim-config/" + n.shimConfigInst}
-		}
+		arts = append(arts, graph.Artifact{Step: p.debugConfigStep(), Output: n.shimDebugConfig, As: n.shimDebugConfig})
 	}
-	arts = append(arts, inst, graph.Artifact{Step: p.agentStep(), Output: "agent-install", As: "agent-install"})
+	arts = append(arts, graph.Artifact{Step: p.agentStep(), Output: "agent-install", As: "agent-install"})
 	if p.cfg.confpods {
 		for _, tc := range tardevComponents {
 			s := p.tardevStep(tc)
 			for _, o := range s.Outputs {
-				arts = append(arts, graph.Artifact{Step: s, Output: o, As: "tardev/" + o})
+				arts = append(arts, graph.Artifact{Step: s, Output: o, As: o})
 			}
 		}
 	}
 	return arts
+}
+
+// shimConfigInstalled is the built configuration deploy-package installs
+// as SHIM_CONFIG_INST_FILE_NAME: the debug one when SHIM_USE_DEBUG_CONFIG=yes
+// and the profile has one (3.15 ignores it for Kata), else the main one.
+func (p *planner) shimConfigInstalled() string {
+	if p.cfg.shimDebug && p.hasDebugConfig() {
+		return p.names.shimDebugConfig
+	}
+	return p.names.shimConfig
 }

@@ -37,6 +37,20 @@ type Option func(*Recipe)
 // directory.
 func WithCacheDir(dir string) Option { return func(r *Recipe) { r.cacheDir = dir } }
 
+// NewDemo returns the demo recipe (the CLI's default).
+func NewDemo(opts ...Option) *Recipe { return newRecipe(demo{}, opts) }
+
+// NewAzureLinux returns the azure-linux recipe.
+func NewAzureLinux(opts ...Option) *Recipe { return newRecipe(azureLinux{}, opts) }
+
+func newRecipe(fl flavour, opts []Option) *Recipe {
+	r := &Recipe{fl: fl}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
+}
+
 // New returns the recipe of flavour Demo or AzureLinux.
 func New(flavourName string, opts ...Option) (*Recipe, error) {
 	var fl flavour
@@ -48,11 +62,7 @@ func New(flavourName string, opts ...Option) (*Recipe, error) {
 	default:
 		return nil, fmt.Errorf("nodebuilder: unknown flavour %q: want %s or %s", flavourName, Demo, AzureLinux)
 	}
-	r := &Recipe{fl: fl}
-	for _, o := range opts {
-		o(r)
-	}
-	return r, nil
+	return newRecipe(fl, opts), nil
 }
 
 // Name implements recipes.Recipe.
@@ -179,6 +189,7 @@ func (r *Recipe) Plan(ctx context.Context, env recipes.Env, targets []string, va
 	}
 	if rq.pkg {
 		plan.Artifacts = append(plan.Artifacts, p.packageArtifacts()...)
+		plan.Record["shim-config.install"] = p.shimConfigInstalled() + " -> " + p.names.shimConfigPath + "/" + p.names.shimConfigInst
 	}
 	if rq.uvm {
 		plan.Artifacts = append(plan.Artifacts, p.uvmArtifacts()...)
@@ -190,9 +201,13 @@ func (r *Recipe) Plan(ctx context.Context, env recipes.Env, targets []string, va
 func (r *Recipe) wiring(env recipes.Env) (*wiring, error) {
 	cache := r.cacheDir
 	if cache == "" {
+		// The CLI's default cache location (builder/cache.DefaultDir).
+		cache = os.Getenv("UVMBUILD_CACHE")
+	}
+	if cache == "" {
 		d, err := os.UserCacheDir()
 		if err != nil {
-			return nil, fmt.Errorf("image store: %w (set a cache directory)", err)
+			return nil, fmt.Errorf("image store: %w (set UVMBUILD_CACHE)", err)
 		}
 		cache = filepath.Join(d, "uvmbuild")
 	}

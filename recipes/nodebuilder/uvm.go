@@ -127,9 +127,14 @@ func (p *planner) uvmArtifacts() []graph.Artifact {
 // the osbuilder clean forgets).
 func (p *planner) cleanPaths() []string {
 	n := p.names
-	paths := []string{"runtime", "config", "shim-config", "agent-install", n.imageFile}
+	paths := []string{"containerd-shim-kata-v2", "kata-runtime", "kata-monitor", "kata-collect-data.sh", n.shimConfig}
+	if n.shimDebugConfig != "" {
+		paths = append(paths, n.shimDebugConfig)
+	}
+	paths = append(paths, "agent-install", n.imageFile)
 	if p.cfg.confpods {
-		paths = append(paths, "tardev", "root_hash.txt", n.igvmFile, n.igvmDebugFile, n.measurementFile, n.measurementDebug)
+		paths = append(paths, "utarfs", "kata-overlay", "tardev-snapshotter", "tardev-snapshotter.service",
+			"root_hash.txt", n.igvmFile, n.igvmDebugFile, n.measurementFile, n.measurementDebug)
 	}
 	return paths
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/uvmbuild/uvmbuild/builder/cache"
 	"github.com/uvmbuild/uvmbuild/builder/progress"
 	"github.com/uvmbuild/uvmbuild/recipes"
+	"github.com/uvmbuild/uvmbuild/recipes/nodebuilder"
 	"github.com/uvmbuild/uvmbuild/recipes/sample"
 )
 
@@ -24,6 +25,8 @@ import (
 func composeRecipes() []recipes.Recipe {
 	return []recipes.Recipe{
 		sample.New(),
+		nodebuilder.NewDemo(),
+		nodebuilder.NewAzureLinux(),
 		// recipes: one per line, keep this marker
 	}
 }
