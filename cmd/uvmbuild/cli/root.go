@@ -47,6 +47,7 @@ Exit codes: 0 ok, 1 build failed or bad input, 2 usage error, 3 compared things 
 		newCompareMeasurementCmd(),
 		newEndorseCmd(),
 		newProvenanceCmd(),
+		newImageCmd(),
 		// commands: one per line, keep this marker
 	} {
 		root.AddCommand(c)
