@@ -47,6 +47,11 @@ Exit codes: 0 ok, 1 build failed or bad input, 2 usage error, 3 compared things 
 		newCompareMeasurementCmd(),
 		newEndorseCmd(),
 		newProvenanceCmd(),
+		newIgvmCmd(),
+		newMeasureCmd(),
+		newInspectCmd(),
+		newDeployCmd(o),
+		newUndeployCmd(),
 		newImageCmd(),
 		// commands: one per line, keep this marker
 	} {
