@@ -126,12 +126,17 @@ func printReports(out io.Writer, reports []*diff.Report, asJSON bool) error {
 // holding one; it returns the record and its out/ directory.
 func loadRecord(p string) (*record.Build, string, bool) {
 	f := p
-	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+	fi, err := os.Stat(p)
+	if err == nil && fi.IsDir() {
 		f = filepath.Join(p, record.FileName)
 	} else if filepath.Base(p) != record.FileName {
-		// Any other file is a record only if it parses as one.
+		// Any other file is a record only if it parses as one; large
+		// files and files not starting like JSON are not read.
+		if err != nil || fi.Size() > 64<<20 || !startsWithBrace(p) {
+			return nil, "", false
+		}
 		data, err := os.ReadFile(p)
-		if err != nil || len(data) > 64<<20 {
+		if err != nil {
 			return nil, "", false
 		}
 		b, err := record.Parse(data, p)
@@ -142,6 +147,26 @@ func loadRecord(p string) (*record.Build, string, bool) {
 		return nil, "", false
 	}
 	return b, filepath.Dir(f), true
+}
+
+func startsWithBrace(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [64]byte
+	n, _ := f.Read(b[:])
+	for _, c := range b[:n] {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{':
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 // outDirFetcher finds an output entry's content among the artifacts

@@ -53,6 +53,7 @@ Exit codes: 0 ok, 1 build failed or bad input, 2 usage error, 3 compared things 
 		newDeployCmd(o),
 		newUndeployCmd(),
 		newImageCmd(),
+		newVerifyCmd(),
 		// commands: one per line, keep this marker
 	} {
 		root.AddCommand(c)
