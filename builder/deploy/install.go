@@ -33,9 +33,10 @@ type Event struct {
 }
 
 type options struct {
-	observe  func(Event)
-	expected map[string]string
-	euid     func() int
+	observe     func(Event)
+	expected    map[string]string
+	recordedDir string
+	euid        func() int
 }
 
 // Option configures Install and Uninstall.
@@ -49,6 +50,14 @@ func WithObserver(fn func(Event)) Option { return func(o *options) { o.observe =
 // recorded in the build's build.json, so a stale or altered output is never
 // installed.
 func WithExpectedDigests(m map[string]string) Option { return func(o *options) { o.expected = m } }
+
+// WithRecordedOutputs is WithExpectedDigests for a build output directory:
+// every source under outDir must be listed in digests (by host path) with
+// its digest, so nothing unrecorded or stale from outDir is installed.
+// Sources elsewhere (the kata source tree) are not constrained.
+func WithRecordedOutputs(outDir string, digests map[string]string) Option {
+	return func(o *options) { o.expected, o.recordedDir = digests, filepath.Clean(outDir) }
+}
 
 func makeOptions(opts []Option) options {
 	o := options{observe: func(Event) {}, euid: os.Geteuid}
@@ -115,7 +124,7 @@ func Install(ctx context.Context, root string, files []File, opts ...Option) (*R
 			return nil, fmt.Errorf("staging root %s: not a directory", root)
 		}
 	}
-	srcs, err := checkSources(ctx, files, o.expected)
+	srcs, err := checkSources(ctx, files, o.expected, o.recordedDir)
 	if err != nil {
 		return nil, err
 	}
@@ -198,7 +207,7 @@ func Install(ctx context.Context, root string, files []File, opts ...Option) (*R
 }
 
 // checkSources validates destinations and hashes every source.
-func checkSources(ctx context.Context, files []File, expected map[string]string) ([]source, error) {
+func checkSources(ctx context.Context, files []File, expected map[string]string, recordedDir string) ([]source, error) {
 	seen := map[string]bool{}
 	out := make([]source, 0, len(files))
 	for _, f := range files {
@@ -225,8 +234,12 @@ func checkSources(ctx context.Context, files []File, expected map[string]string)
 				return nil, fmt.Errorf("source for %s: %w (build the target that produces it first)", f.Dest, err)
 			}
 			s.digest, s.size = d, n
-			if want, ok := expected[f.Src]; ok && want != d {
+			want, ok := expected[f.Src]
+			if ok && want != d {
 				return nil, fmt.Errorf("source %s: digest %s, but the build recorded %s: the output directory changed since the build; rebuild first", f.Src, d, want)
+			}
+			if !ok && recordedDir != "" && strings.HasPrefix(filepath.Clean(f.Src), recordedDir+string(filepath.Separator)) {
+				return nil, fmt.Errorf("source %s is not recorded in the build record of %s: build the target that produces it first", f.Src, recordedDir)
 			}
 		}
 		out = append(out, s)

@@ -81,7 +81,7 @@ const (
 // variables (yes/no booleans). Unset variables take the node-builder's
 // defaults: SHIM_REDEPLOY_CONFIG=yes, START_SERVICES=yes,
 // SHIM_USE_DEBUG_CONFIG=yes only when BUILD_TYPE=debug, PROFILE
-// release-3.15 for confpods and msft-main for kata. outDir holds the build
+// release-3.15 (the node-builder recipe's default). outDir holds the build
 // outputs; kataSrc is only needed for package-tools.
 func ParamsFromVars(target string, vars map[string]string, outDir, kataSrc string) (Params, error) {
 	v, parts, err := TargetParts(target)
@@ -108,12 +108,8 @@ func ParamsFromVars(target string, vars map[string]string, outDir, kataSrc strin
 	if get(VarBuildType, "release") == "debug" {
 		debugDefault = "yes"
 	}
-	profile := ProfileMsftMain
-	if v == Confpods {
-		profile = ProfileRelease3_15
-	}
 	p := Params{
-		Variant: v, Parts: parts, Profile: get(VarProfile, profile),
+		Variant: v, Parts: parts, Profile: get(VarProfile, ProfileRelease3_15),
 		Prefix: get(VarPrefix, ""), UVMPath: get(VarUVMPath, ""),
 		OutDir: outDir, KataSrc: kataSrc,
 	}

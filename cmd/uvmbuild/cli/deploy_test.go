@@ -1,0 +1,223 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/uvmbuild/uvmbuild/builder/deploy"
+	"github.com/uvmbuild/uvmbuild/builder/graph"
+	"github.com/uvmbuild/uvmbuild/recipes"
+)
+
+// fakeNodeBuilder is a recipe with the node-builder's build targets whose
+// steps write small stand-ins of the real artifacts, under the names the
+// deploy layout reads. It counts step runs.
+type fakeNodeBuilder struct{ runs *atomic.Int32 }
+
+func (fakeNodeBuilder) Name() string { return "fake" }
+func (fakeNodeBuilder) Vars() []recipes.Var {
+	return []recipes.Var{
+		{Name: "BUILD_TYPE", Type: recipes.Enum, Enum: []string{"release", "debug"}, Default: "release"},
+		{Name: "PROFILE", Type: recipes.Enum, Enum: []string{"release-3.15", "msft-main"}, Default: "release-3.15"},
+	}
+}
+func (fakeNodeBuilder) Targets() []recipes.Target {
+	return []recipes.Target{{Name: "package"}, {Name: "uvm"}, {Name: "package-confpods"}, {Name: "uvm-confpods"}}
+}
+
+func (r fakeNodeBuilder) Plan(ctx context.Context, env recipes.Env, targets []string, v recipes.Values) (*recipes.Plan, error) {
+	files := func(id string, names ...string) *graph.Step {
+		return &graph.Step{
+			ID:      id,
+			Spec:    graph.Spec{Kind: "test/fake-artifacts", Version: "1", Params: map[string]any{"names": names, "build": v.Get("BUILD_TYPE")}},
+			Outputs: names,
+			Exec: graph.ExecFunc(func(ctx context.Context, x *graph.Exec) error {
+				r.runs.Add(1)
+				for _, n := range names {
+					p := filepath.Join(x.OutDir, filepath.FromSlash(n))
+					content := []byte(n + " " + v.Get("BUILD_TYPE") + "\n")
+					if n == deploy.SourceAgentInstall {
+						for _, f := range []string{"usr/bin/kata-agent", "usr/lib/systemd/system/kata-agent.service", "usr/lib/systemd/system/kata-containers.target"} {
+							fp := filepath.Join(p, filepath.FromSlash(f))
+							if err := os.MkdirAll(filepath.Dir(fp), 0o755); err != nil {
+								return err
+							}
+							if err := os.WriteFile(fp, []byte(f+"\n"), 0o644); err != nil {
+								return err
+							}
+						}
+						continue
+					}
+					if err := os.WriteFile(p, content, 0o644); err != nil {
+						return err
+					}
+				}
+				return nil
+			}),
+		}
+	}
+	plan := &recipes.Plan{}
+	add := func(s *graph.Step) {
+		for _, o := range s.Outputs {
+			plan.Artifacts = append(plan.Artifacts, graph.Artifact{Step: s, Output: o, As: o})
+		}
+	}
+	for _, t := range targets {
+		switch t {
+		case "package":
+			add(files("package/runtime", deploy.SourceShim, deploy.SourceRuntime, deploy.SourceMonitor, deploy.SourceCollectData, deploy.SourceConfig))
+			add(files("package/agent", deploy.SourceAgentInstall))
+		case "package-confpods":
+			add(files("package-confpods/runtime", deploy.SourceShim, deploy.SourceRuntime, deploy.SourceMonitor, deploy.SourceCollectData,
+				deploy.SourceSNPConfig, deploy.SourceSNPDebugConfig, deploy.SourceUtarfs, deploy.SourceOverlay, deploy.SourceTardev, deploy.SourceTardevUnit))
+			add(files("package-confpods/agent", deploy.SourceAgentInstall))
+		case "uvm":
+			add(files("uvm/image", deploy.SourceImage))
+		case "uvm-confpods":
+			add(files("uvm-confpods/image", deploy.SourceImage, deploy.SourceIGVM, deploy.SourceIGVMDebug, deploy.SourceMeasurement, deploy.SourceMeasurementDebug))
+		}
+	}
+	return plan, nil
+}
+
+func runDeployCLI(t *testing.T, o *Options, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := newRootCmd(o)
+	root.SetArgs(args)
+	root.SetOut(&out)
+	root.SetErr(&errb)
+	err := root.ExecuteContext(t.Context())
+	if err != nil {
+		errb.WriteString("uvmbuild: " + err.Error() + "\n")
+	}
+	return out.String(), errb.String(), exitCode(err)
+}
+
+func deployTestOptions(t *testing.T, runs *atomic.Int32) *Options {
+	t.Helper()
+	return &Options{Recipes: []recipes.Recipe{fakeNodeBuilder{runs}}, Environ: []string{"START_SERVICES=no"}}
+}
+
+func TestDeployCmd(t *testing.T) {
+	var runs atomic.Int32
+	o := deployTestOptions(t, &runs)
+	dir := t.TempDir()
+	stage := filepath.Join(dir, "stage")
+	if err := os.Mkdir(stage, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--recipe", "fake", "--out", filepath.Join(dir, "out"), "--cache-dir", filepath.Join(dir, "cache"), "--progress", "plain", "--root", stage}
+
+	out, errOut, code := runDeployCLI(t, o, append([]string{"deploy", "deploy-confpods", "BUILD_TYPE=debug"}, common...)...)
+	if code != 0 {
+		t.Fatalf("deploy: exit %d\n%s", code, errOut)
+	}
+	if runs.Load() == 0 {
+		t.Error("deploy did not build its prerequisites")
+	}
+	cfg := filepath.Join(stage, "opt/confidential-containers/share/defaults/kata-containers/configuration-clh-snp.toml")
+	if got, _ := os.ReadFile(cfg); string(got) != deploy.SourceSNPDebugConfig+" debug\n" {
+		t.Errorf("BUILD_TYPE=debug did not install the debug shim configuration: %q", got)
+	}
+	if !strings.Contains(out, "installed\t/usr/local/bin/containerd-shim-kata-cc-v2\n") {
+		t.Errorf("stdout:\n%s", out)
+	}
+	if !strings.Contains(errOut, "not running systemctl") && strings.Contains(errOut, "systemctl") {
+		t.Errorf("stderr mentions systemctl oddly:\n%s", errOut)
+	}
+	img := filepath.Join(stage, "opt/confidential-containers/share/kata-containers/kata-containers-igvm.img")
+	if st, err := os.Stat(img); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("IGVM not staged under --root: %v", err)
+	}
+
+	// Again: the build is cached, nothing is reinstalled.
+	before := runs.Load()
+	out, errOut, code = runDeployCLI(t, o, append([]string{"deploy", "deploy-confpods", "BUILD_TYPE=debug"}, common...)...)
+	if code != 0 {
+		t.Fatalf("second deploy: exit %d\n%s", code, errOut)
+	}
+	if runs.Load() != before {
+		t.Error("second deploy re-ran build steps")
+	}
+	if strings.Contains(out, "installed\t") || !strings.Contains(out, "unchanged\t") {
+		t.Errorf("second deploy reinstalled:\n%s", out)
+	}
+
+	// An output changed after the build is refused with --no-build.
+	shim := filepath.Join(dir, "out", deploy.SourceShim)
+	os.Chmod(shim, 0o644)
+	if err := os.WriteFile(shim, []byte("tampered\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code = runDeployCLI(t, o, append([]string{"deploy", "deploy-confpods-package", "--no-build"}, common...)...)
+	if code != ExitFailed || !strings.Contains(errOut, "rebuild") {
+		t.Errorf("stale output: exit %d\n%s", code, errOut)
+	}
+
+	// Undeploy the UVM only, then everything.
+	out, errOut, code = runDeployCLI(t, o, "undeploy", "--root", stage, "deploy-confpods-uvm")
+	if code != 0 || !strings.Contains(out, "removed\t/opt/confidential-containers/share/kata-containers/kata-containers.img\n") {
+		t.Fatalf("undeploy uvm: exit %d\n%s%s", code, out, errOut)
+	}
+	if _, err := os.Stat(filepath.Join(stage, "usr/local/bin/containerd-shim-kata-cc-v2")); err != nil {
+		t.Errorf("undeploy of the UVM removed the package: %v", err)
+	}
+	_, errOut, code = runDeployCLI(t, o, "undeploy", "--root", stage)
+	if code != 0 {
+		t.Fatalf("undeploy: exit %d\n%s", code, errOut)
+	}
+	var left []string
+	filepath.WalkDir(stage, func(p string, d fs.DirEntry, err error) error {
+		if p != stage {
+			left = append(left, p)
+		}
+		return nil
+	})
+	if len(left) != 0 {
+		t.Errorf("undeploy left %v", left)
+	}
+}
+
+func TestDeployCmdRefuses(t *testing.T) {
+	var runs atomic.Int32
+	o := deployTestOptions(t, &runs)
+	dir := t.TempDir()
+	common := []string{"--recipe", "fake", "--out", filepath.Join(dir, "out"), "--cache-dir", filepath.Join(dir, "cache")}
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"deploy", "deploy-pakage"}, ExitUsage, "not a deploy target"},
+		{[]string{"deploy", "deploy", "deploy-uvm"}, ExitUsage, "one deploy target"},
+		{[]string{"deploy", "deploy-confpods", "START_SERVICES=perhaps", "--root", dir}, ExitFailed, "START_SERVICES"},
+		{[]string{"undeploy", "FOO=bar", "--root", dir}, ExitUsage, "only PREFIX"},
+	} {
+		args := tc.args
+		if args[0] == "deploy" {
+			args = append(args, common...)
+		}
+		_, errOut, code := runDeployCLI(t, o, args...)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%v: exit %d, want %d with %q:\n%s", tc.args, code, tc.code, tc.want, errOut)
+		}
+	}
+	if runs.Load() != 0 {
+		t.Error("a refused deploy built something")
+	}
+	if os.Geteuid() != 0 {
+		_, errOut, code := runDeployCLI(t, o, append([]string{"deploy", "deploy-uvm"}, common...)...)
+		if code != ExitFailed || !strings.Contains(errOut, "needs root") {
+			t.Errorf("live deploy as non-root: exit %d\n%s", code, errOut)
+		}
+	} else {
+		t.Log("running as root: the non-root live refusal is tested in builder/deploy")
+	}
+}
