@@ -214,7 +214,7 @@ func (b *builder) process(ctx context.Context, cancel context.CancelCauseFunc, n
 			err = &StepError{Step: n.step.ID, Key: n.key, Err: err}
 			errors.As(err, &se)
 		}
-		if ctx.Err() != nil && se.Log == "" {
+		if ctx.Err() != nil {
 			// A step stopped by another failure or by the user is
 			// not itself a failure.
 			n.skipped = context.Cause(ctx)
@@ -260,12 +260,9 @@ func (b *builder) resolve(ctx context.Context, n *node) error {
 		leader = true
 		return b.fetchOrRun(ctx, n, false)
 	})
-	var r singleflight.Result
-	select {
-	case r = <-ch:
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
+	// Wait for the flight even when ctx is done: its leader honours ctx,
+	// and Build must not return while an action still runs.
+	r := <-ch
 	if r.Err != nil {
 		return r.Err
 	}
