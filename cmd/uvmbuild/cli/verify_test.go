@@ -24,7 +24,18 @@ import (
 // out/build.json like the real build command.
 const testBuildEnv = "UVMBUILD_TEST_VERIFY_BUILD"
 
+// testMainEnv makes the test binary run as the real uvmbuild (cli.Main),
+// so verify can re-execute it on the sample recipe.
+const testMainEnv = "UVMBUILD_TEST_MAIN"
+
 func TestMain(m *testing.M) {
+	if os.Getenv(testMainEnv) == "1" {
+		// cmd/uvmbuild/main.go fixes the umask the same way before
+		// calling Main, so native Go steps write the same modes whatever
+		// the caller's umask.
+		syscall.Umask(0o022)
+		os.Exit(Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	if os.Getenv(testBuildEnv) == "1" {
 		if err := testBuildMain(os.Args[1:]); err != nil {
 			fmt.Fprintln(os.Stderr, "test build:", err)
@@ -251,5 +262,30 @@ func TestVerifyBadInput(t *testing.T) {
 	err = runVerify(t.Context(), &out, &errOut, []string{"good"}, nil, verifyOptions{exe: os.Args[0], against: a, env: []string{testBuildEnv + "=1"}, tmpDir: t.TempDir()})
 	if exitCode(badInput(err)) != ExitFailed || !strings.Contains(err.Error(), "not comparable") {
 		t.Fatalf("different targets: %v", err)
+	}
+}
+
+// TestVerifySample runs verify on the sample recipe through the real build
+// command: both builds must match under every perturbation.
+func TestVerifySample(t *testing.T) {
+	var out, errOut strings.Builder
+	o := verifyOptions{exe: os.Args[0], cacheDir: t.TempDir(), maxItems: 50, env: []string{testMainEnv + "=1"},
+		projectDir: t.TempDir(), copyProject: true, tmpDir: t.TempDir(), recipe: "sample"}
+	err := runVerify(t.Context(), &out, &errOut, []string{"all", "COUNT=4", "STYLE=shout"}, nil, o)
+	if err != nil {
+		t.Fatalf("verify sample: %v\nstdout:\n%s\nstderr:\n%s", err, out.String(), errOut.String())
+	}
+	if !strings.Contains(out.String(), "compared 9 actions") || !strings.Contains(out.String(), "reproducible") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	// A different variable in --against is not comparable: exit 1.
+	first := filepath.Join(t.TempDir(), "out")
+	if code := Main(t.Context(), []string{"--recipe", "sample", "--cache-dir", o.cacheDir, "--out", first, "--progress", "plain", "all", "COUNT=2"}, strings.NewReader(""), &out, &errOut); code != 0 {
+		t.Fatalf("build: %d %s", code, errOut.String())
+	}
+	o.against = first
+	err = runVerify(t.Context(), &out, &errOut, []string{"all", "COUNT=3"}, nil, o)
+	if exitCode(badInput(err)) != ExitFailed || !strings.Contains(err.Error(), "COUNT") {
+		t.Errorf("against other vars: %v", err)
 	}
 }
