@@ -22,12 +22,15 @@ type deployOptions struct {
 	NoBuild bool
 }
 
-// deployVars are the variables only the install scripts read; they are not
-// passed to the recipe. SHIM_REDEPLOY_CONFIG and SHIM_USE_DEBUG_CONFIG are
-// set by the node-builder Makefile, so (GNU make precedence) only the
-// command line overrides them, never the environment.
-var deployCmdlineOnly = []string{deploy.VarShimRedeployConfig, deploy.VarShimUseDebugConfig}
+// cmdlineOnly reports the install variables the node-builder Makefile sets
+// itself (SHIM_REDEPLOY_CONFIG, SHIM_USE_DEBUG_CONFIG): by GNU make
+// precedence only the command line overrides them, never the environment.
+func cmdlineOnly(name string) bool {
+	return name == deploy.VarShimRedeployConfig || name == deploy.VarShimUseDebugConfig
+}
 
+// isDeployVar reports the variables only the install scripts read; they are
+// not passed to the recipe.
 func isDeployVar(name string) bool {
 	switch name {
 	case deploy.VarPrefix, deploy.VarUVMPath, deploy.VarStartServices,
@@ -90,7 +93,7 @@ func deployArgs(args []string, environ []string) (target string, vars map[string
 	vars = map[string]string{}
 	for _, kv := range environ {
 		k, v, ok := strings.Cut(kv, "=")
-		if ok && isDeployVar(k) && !slices.Contains(deployCmdlineOnly, k) {
+		if ok && isDeployVar(k) && !cmdlineOnly(k) {
 			vars[k] = v
 		}
 	}

@@ -221,3 +221,32 @@ func TestDeployCmdRefuses(t *testing.T) {
 		t.Log("running as root: the non-root live refusal is tested in builder/deploy")
 	}
 }
+
+func TestDeployArgsPrecedence(t *testing.T) {
+	env := []string{"SHIM_REDEPLOY_CONFIG=no", "SHIM_USE_DEBUG_CONFIG=yes", "START_SERVICES=no", "UVM_PATH=/env/uvm", "PREFIX=/env"}
+	target, vars, build, err := deployArgs([]string{"deploy-confpods-uvm", "UVM_PATH=/cmd/uvm", "BUILD_TYPE=debug", "IGVM_SVN=3"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if target != "deploy-confpods-uvm" {
+		t.Errorf("target %q", target)
+	}
+	// The Makefile sets these two itself: the environment cannot override
+	// them (make precedence), the command line can.
+	if _, ok := vars["SHIM_REDEPLOY_CONFIG"]; ok {
+		t.Error("SHIM_REDEPLOY_CONFIG taken from the environment")
+	}
+	if _, ok := vars["SHIM_USE_DEBUG_CONFIG"]; ok {
+		t.Error("SHIM_USE_DEBUG_CONFIG taken from the environment")
+	}
+	if vars["START_SERVICES"] != "no" || vars["PREFIX"] != "/env" || vars["UVM_PATH"] != "/cmd/uvm" || vars["BUILD_TYPE"] != "debug" {
+		t.Errorf("vars = %v", vars)
+	}
+	if strings.Join(build, " ") != "BUILD_TYPE=debug IGVM_SVN=3" {
+		t.Errorf("build assigns = %v", build)
+	}
+	_, vars, _, _ = deployArgs([]string{"SHIM_REDEPLOY_CONFIG=no"}, nil)
+	if vars["SHIM_REDEPLOY_CONFIG"] != "no" {
+		t.Error("command-line SHIM_REDEPLOY_CONFIG ignored")
+	}
+}
