@@ -265,7 +265,11 @@ func compareIGVM(a, b string, r *Report, o *Options) error {
 	}
 	fixed := func(name string, x, y uint32) {
 		if x != y {
-			r.add(o.MaxItems, Item{Where: "fixed header " + name, A: fmt.Sprintf("0x%x", x), B: fmt.Sprintf("0x%x", y)})
+			it := Item{Where: "fixed header " + name, A: fmt.Sprintf("0x%x", x), B: fmt.Sprintf("0x%x", y)}
+			if name == "Checksum" {
+				it.Detail = "the CRC-32 covers all headers (including the ID block): it follows from the header differences below"
+			}
+			r.add(o.MaxItems, it)
 		}
 	}
 	fixed("FormatVersion", fa.Fixed.FormatVersion, fb.Fixed.FormatVersion)
