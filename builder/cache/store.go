@@ -351,6 +351,7 @@ func (s *Store) variant(ctx context.Context, d digest.Digest, mode fs.FileMode) 
 	if err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return p, err
 	}
+	firstErr := err
 	others, _ := s.variants(d)
 	for _, o := range others {
 		if s.verify(ctx, o, d) != nil {
@@ -367,7 +368,7 @@ func (s *Store) variant(ctx context.Context, d digest.Digest, mode fs.FileMode) 
 		}
 		return p, s.verify(ctx, p, d)
 	}
-	return "", fmt.Errorf("blob %s: %w", d, fs.ErrNotExist)
+	return "", firstErr
 }
 
 // verify checks that the file at p has digest d, once per process and
