@@ -42,8 +42,8 @@ func TestResolvePrecedence(t *testing.T) {
 		source  map[string]recipes.Source
 	}{
 		{
-			name: "defaults",
-			want: map[string]string{"BUILD_TYPE": "release", "CONF_PODS": "no", "IGVM_SVN": "0", "PREFIX": "", "AGENT_POLICY_FILE": "allow-set-policy.rego"},
+			name:   "defaults",
+			want:   map[string]string{"BUILD_TYPE": "release", "CONF_PODS": "no", "IGVM_SVN": "0", "PREFIX": "", "AGENT_POLICY_FILE": "allow-set-policy.rego"},
 			source: map[string]recipes.Source{"BUILD_TYPE": recipes.FromDefault, "AGENT_POLICY_FILE": recipes.FromDerived},
 		},
 		{
