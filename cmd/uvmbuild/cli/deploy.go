@@ -76,8 +76,9 @@ are installed under /usr/share/uvmbuild/host/.`,
 }
 
 // deployArgs splits [DEPLOY-TARGET] [VAR=value...] into the target, the
-// install variables and the variables for the build.
-func deployArgs(args []string, environ []string) (target string, vars map[string]string, buildAssigns []string, err error) {
+// install variables and the variables for the build: install variables go to
+// the build too when the recipe declares them (declared may be nil).
+func deployArgs(args []string, environ []string, declared func(string) bool) (target string, vars map[string]string, buildAssigns []string, err error) {
 	targets, assigns := recipes.SplitArgs(args)
 	switch len(targets) {
 	case 0:
@@ -101,7 +102,9 @@ func deployArgs(args []string, environ []string) (target string, vars map[string
 		k, v, _ := strings.Cut(kv, "=")
 		if isDeployVar(k) {
 			vars[k] = v
-			continue
+			if declared == nil || !declared(k) {
+				continue
+			}
 		}
 		if k == deploy.VarBuildType || k == deploy.VarProfile {
 			vars[k] = v
@@ -112,7 +115,13 @@ func deployArgs(args []string, environ []string) (target string, vars map[string
 }
 
 func runDeploy(ctx context.Context, o *Options, d *deployOptions, args []string, stdout, stderr io.Writer) error {
-	target, vars, buildAssigns, err := deployArgs(args, o.Environ)
+	var declared func(string) bool
+	if r, err := o.recipe(); err == nil {
+		declared = func(name string) bool {
+			return slices.ContainsFunc(r.Vars(), func(v recipes.Var) bool { return v.Name == name })
+		}
+	}
+	target, vars, buildAssigns, err := deployArgs(args, o.Environ, declared)
 	if err != nil {
 		return err
 	}

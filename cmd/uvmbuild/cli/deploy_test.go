@@ -12,6 +12,7 @@ import (
 
 	"github.com/uvmbuild/uvmbuild/builder/deploy"
 	"github.com/uvmbuild/uvmbuild/builder/graph"
+	"github.com/uvmbuild/uvmbuild/builder/record"
 	"github.com/uvmbuild/uvmbuild/recipes"
 )
 
@@ -224,7 +225,8 @@ func TestDeployCmdRefuses(t *testing.T) {
 
 func TestDeployArgsPrecedence(t *testing.T) {
 	env := []string{"SHIM_REDEPLOY_CONFIG=no", "SHIM_USE_DEBUG_CONFIG=yes", "START_SERVICES=no", "UVM_PATH=/env/uvm", "PREFIX=/env"}
-	target, vars, build, err := deployArgs([]string{"deploy-confpods-uvm", "UVM_PATH=/cmd/uvm", "BUILD_TYPE=debug", "IGVM_SVN=3"}, env)
+	target, vars, build, err := deployArgs([]string{"deploy-confpods-uvm", "UVM_PATH=/cmd/uvm", "BUILD_TYPE=debug", "IGVM_SVN=3", "SHIM_USE_DEBUG_CONFIG=no"}, env,
+		func(name string) bool { return name == "SHIM_USE_DEBUG_CONFIG" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,17 +238,72 @@ func TestDeployArgsPrecedence(t *testing.T) {
 	if _, ok := vars["SHIM_REDEPLOY_CONFIG"]; ok {
 		t.Error("SHIM_REDEPLOY_CONFIG taken from the environment")
 	}
-	if _, ok := vars["SHIM_USE_DEBUG_CONFIG"]; ok {
-		t.Error("SHIM_USE_DEBUG_CONFIG taken from the environment")
+	if vars["SHIM_USE_DEBUG_CONFIG"] != "no" {
+		t.Error("SHIM_USE_DEBUG_CONFIG from the command line not taken")
 	}
 	if vars["START_SERVICES"] != "no" || vars["PREFIX"] != "/env" || vars["UVM_PATH"] != "/cmd/uvm" || vars["BUILD_TYPE"] != "debug" {
 		t.Errorf("vars = %v", vars)
 	}
-	if strings.Join(build, " ") != "BUILD_TYPE=debug IGVM_SVN=3" {
+	// A deploy variable the recipe declares reaches the build too.
+	if strings.Join(build, " ") != "BUILD_TYPE=debug IGVM_SVN=3 SHIM_USE_DEBUG_CONFIG=no" {
 		t.Errorf("build assigns = %v", build)
 	}
-	_, vars, _, _ = deployArgs([]string{"SHIM_REDEPLOY_CONFIG=no"}, nil)
+	_, vars, _, _ = deployArgs([]string{"SHIM_REDEPLOY_CONFIG=no"}, nil, nil)
 	if vars["SHIM_REDEPLOY_CONFIG"] != "no" {
 		t.Error("command-line SHIM_REDEPLOY_CONFIG ignored")
+	}
+}
+
+// TestDeployDemoOut deploys a real node-builder build (the repository's
+// out/, or $UVMBUILD_DEMO_OUT) into a staging root, re-deploys it (no
+// change) and undeploys it (empty root).
+func TestDeployDemoOut(t *testing.T) {
+	out := os.Getenv("UVMBUILD_DEMO_OUT")
+	if out == "" {
+		out = filepath.Join("..", "..", "..", "out")
+	}
+	b, err := record.Read(filepath.Join(out, record.FileName))
+	if err != nil {
+		t.Skipf("no demo build to deploy (%v); run the demo build or set UVMBUILD_DEMO_OUT", err)
+	}
+	var targets []string
+	for _, bt := range b.Targets {
+		switch bt {
+		case "package", "uvm":
+			targets = append(targets, "deploy-"+bt)
+		case "package-confpods", "uvm-confpods":
+			targets = append(targets, "deploy-confpods-"+strings.TrimSuffix(bt, "-confpods"))
+		case "all":
+			targets = append(targets, "deploy")
+		case "all-confpods":
+			targets = append(targets, "deploy-confpods")
+		}
+	}
+	if len(targets) == 0 {
+		t.Skipf("%s records targets %v, none deployable", out, b.Targets)
+	}
+	o := &Options{Recipes: composeRecipes(), Environ: nil}
+	for _, target := range targets {
+		t.Run(target, func(t *testing.T) {
+			stage := t.TempDir()
+			args := []string{"deploy", target, "--no-build", "--out", out, "--root", stage}
+			stdout, errOut, code := runDeployCLI(t, o, args...)
+			if code != 0 {
+				t.Fatalf("exit %d\n%s", code, errOut)
+			}
+			if strings.Count(stdout, "installed\t") == 0 {
+				t.Fatalf("nothing installed:\n%s", stdout)
+			}
+			stdout, errOut, code = runDeployCLI(t, o, args...)
+			if code != 0 || strings.Contains(stdout, "installed\t") {
+				t.Errorf("re-deploy: exit %d\n%s%s", code, stdout, errOut)
+			}
+			if _, errOut, code = runDeployCLI(t, o, "undeploy", "--root", stage); code != 0 {
+				t.Fatalf("undeploy: exit %d\n%s", code, errOut)
+			}
+			if ents, _ := os.ReadDir(stage); len(ents) != 0 {
+				t.Errorf("undeploy left %v", ents)
+			}
+		})
 	}
 }
