@@ -27,6 +27,9 @@ type Info struct {
 	HashDeviceSize int64  `json:"hash_device_size"`
 	Superblock     bool   `json:"superblock"`
 	HashStartBlock uint64 `json:"hash_start_block"`
+	// DMModCreate is the kernel argument for the devices the image is
+	// attached as, when known (set by the image builder; not in the text).
+	DMModCreate string `json:"dm_mod_create,omitempty"`
 }
 
 // Info returns the report for r, naming the hash device hashDevice.

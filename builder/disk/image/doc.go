@@ -13,7 +13,9 @@
 //  4. the image and the root hash files are written to temp files beside
 //     their destinations and renamed only when everything succeeded.
 //
-// Derived values (unless pinned), with seed = sha256(normalised rootfs tar):
+// Derived values (unless pinned), with seed = sha256(normalised rootfs tar),
+// or SHA-256(Options.Seed ‖ 0x00 ‖ that digest) when the recipe sets a seed
+// label:
 //
 //	ext4 UUID      = verity.DeriveUUIDWithLabel("uvmbuild ext4 uuid v1", seed)
 //	ext4 hash_seed = verity.DeriveUUIDWithLabel("uvmbuild ext4 hash seed v1", seed)

@@ -3,6 +3,7 @@ package image
 import (
 	"archive/tar"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -63,6 +64,9 @@ type Options struct {
 	RootHashJSON string
 	// TempDir holds scratch files (normalised tar); "" means beside Output.
 	TempDir string
+	// Seed, if set, is mixed into every derived value (a recipe's fixed
+	// label): seed = SHA-256(Seed ‖ 0x00 ‖ sha256(normalised tar)).
+	Seed string
 }
 
 // Result describes a built image.
@@ -174,6 +178,13 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 	res.Rootfs = sum
 	res.RootfsSHA256 = hex.EncodeToString(sum.SHA256[:])
 	seed := sum.SHA256[:]
+	if o.Seed != "" {
+		h := sha256.New()
+		h.Write([]byte(o.Seed))
+		h.Write([]byte{0})
+		h.Write(seed)
+		seed = h.Sum(nil)
+	}
 
 	// 2. Identifiers.
 	res.FSUUID = o.FSUUID
@@ -261,8 +272,9 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 			return nil, fmt.Errorf("image: verity: %w", err)
 		}
 		info := vr.Info(HashDevice)
+		info.DMModCreate = info.KernelArg(DataDevice, HashDevice)
 		res.Verity = &info
-		res.KernelArg = info.KernelArg(DataDevice, HashDevice)
+		res.KernelArg = info.DMModCreate
 		for _, f := range []struct {
 			dst  string
 			data func() ([]byte, error)
