@@ -98,7 +98,7 @@ func (p *planner) debugConfigStep() *graph.Step {
 	id := p.pkgTarget() + "/shim-debug-config"
 	return p.memo(id, func() *graph.Step {
 		var b strings.Builder
-		b.WriteString("cp /in/config/" + n.shimConfig + " /out/" + n.shimDebugConfig + "\n")
+		b.WriteString("cp /in/config /out/" + n.shimDebugConfig + "\n")
 		if p.cfg.confpods {
 			b.WriteString(`sed -i "s/kata-containers-igvm.img/kata-containers-igvm-debug.img/" /out/` + n.shimDebugConfig + "\n")
 		}

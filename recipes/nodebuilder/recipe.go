@@ -151,7 +151,7 @@ func (r *Recipe) Plan(ctx context.Context, env recipes.Env, targets []string, va
 	if err != nil {
 		return nil, err
 	}
-	p := &planner{r: r, env: env, cfg: cfg, names: namesFor(cfg), steps: map[string]*graph.Step{}}
+	p := &planner{r: r, env: env, cfg: cfg, names: namesFor(cfg), steps: map[string]*graph.Step{}, ctx: ctx}
 	plan := &recipes.Plan{Record: map[string]string{
 		"profile": cfg.profile, "variant": cfg.variantName(), "flavour": r.fl.name(),
 	}}
@@ -192,7 +192,17 @@ func (r *Recipe) Plan(ctx context.Context, env recipes.Env, targets []string, va
 		plan.Record["shim-config.install"] = p.shimConfigInstalled() + " -> " + p.names.shimConfigPath + "/" + p.names.shimConfigInst
 	}
 	if rq.uvm {
+		if cfg.confpods {
+			// iasl stamps its version into every ACPI table: it is keyed.
+			if p.iasl, err = actions.IASLVersion(ctx, ""); err != nil {
+				return nil, fmt.Errorf("IGVM steps: %w", err)
+			}
+			plan.Record["iasl.version"] = p.iasl
+		}
 		plan.Artifacts = append(plan.Artifacts, p.uvmArtifacts()...)
+	}
+	if p.err != nil {
+		return nil, p.err
 	}
 	return plan, nil
 }

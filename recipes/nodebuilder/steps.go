@@ -17,16 +17,26 @@ import (
 // call. Steps are memoised by ID so that every consumer of, say, the agent
 // shares one *graph.Step, and both variants share the builder image.
 type planner struct {
-	r       *Recipe
-	env     recipes.Env
-	cfg     *config
-	names   names
-	src     *kataSource
-	pol     *policy.Policy // nil for the Kata variant
-	steps   map[string]*graph.Step
-	w       *wiring
-	azl     *azlInputs // azure-linux only
-	version string     // kata VERSION file content
+	r     *Recipe
+	env   recipes.Env
+	cfg   *config
+	names names
+	src   *kataSource
+	pol   *policy.Policy // nil for the Kata variant
+	steps map[string]*graph.Step
+	w     *wiring
+	azl   *azlInputs // azure-linux only
+	ctx   context.Context
+	iasl  string // iasl version, keyed into the IGVM steps
+	// err is the first error of a step constructor that needs a tool
+	// (mkfs.ext4); Plan returns it.
+	err error
+}
+
+func (p *planner) fail(err error) {
+	if p.err == nil {
+		p.err = err
+	}
 }
 
 func (p *planner) memo(id string, mk func() *graph.Step) *graph.Step {

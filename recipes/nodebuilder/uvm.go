@@ -76,7 +76,11 @@ func (p *planner) normaliseStep() *graph.Step {
 func (p *planner) imageStep() *graph.Step {
 	id := p.uvmTarget() + "/image"
 	return p.memo(id, func() *graph.Step {
-		return p.image(id, p.normaliseStep())
+		s, err := p.image(id, p.normaliseStep())
+		if err != nil {
+			p.fail(err)
+		}
+		return s
 	})
 }
 
@@ -90,7 +94,11 @@ func (p *planner) igvmStep(debug bool) *graph.Step {
 		id += "-debug"
 	}
 	return p.memo(id, func() *graph.Step {
-		return p.igvm(id, debug)
+		s, err := p.igvm(id, debug)
+		if err != nil {
+			p.fail(err)
+		}
+		return s
 	})
 }
 
