@@ -480,3 +480,22 @@ func TestTargets(t *testing.T) {
 		t.Error("kata deploy starts services")
 	}
 }
+
+func TestDeployStaysInsideRoot(t *testing.T) {
+	ctx := context.Background()
+	out := makeOut(t, t.TempDir(), "v1", 0)
+	root := t.TempDir()
+	outside := t.TempDir()
+	// A staging root whose usr is a link to a directory elsewhere.
+	if err := os.Symlink(outside, filepath.Join(root, "usr")); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := ParamsFromVars("deploy-package", nil, out, "")
+	_, err := Deploy(ctx, root, p, os.Stderr)
+	if err == nil || !strings.Contains(err.Error(), "outside the staging root") {
+		t.Errorf("deploy through an escaping link: %v", err)
+	}
+	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
+		t.Errorf("deploy wrote outside the root: %v", ents)
+	}
+}

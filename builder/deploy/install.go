@@ -128,6 +128,14 @@ func Install(ctx context.Context, root string, files []File, opts ...Option) (*R
 	if err != nil {
 		return nil, err
 	}
+	for _, s := range srcs {
+		if err := checkInsideRoot(root, path.Dir(s.Dest)); err != nil {
+			return nil, err
+		}
+	}
+	if err := checkInsideRoot(root, path.Dir(ManifestPath)); err != nil {
+		return nil, err
+	}
 
 	unlock, err := lockManifest(root)
 	if err != nil {
@@ -403,6 +411,34 @@ func syncDir(dir string) error {
 	defer d.Close()
 	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
 		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// checkInsideRoot fails when, under a staging root, the deepest existing
+// ancestor of dir resolves (through symbolic links) outside the root, so a
+// staged deploy never writes outside its root. On the live system links
+// such as /lib → usr/lib are followed as the node-builder's cp would.
+func checkInsideRoot(root, dir string) error {
+	if IsLive(root) {
+		return nil
+	}
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return fmt.Errorf("staging root: %w", err)
+	}
+	d := dir
+	for ; d != "/"; d = path.Dir(d) {
+		if _, err := os.Lstat(hostPath(root, d)); err == nil {
+			break
+		}
+	}
+	real, err := filepath.EvalSymlinks(hostPath(root, d))
+	if err != nil {
+		return fmt.Errorf("%s: %w", hostPath(root, d), err)
+	}
+	if real != realRoot && !strings.HasPrefix(real, realRoot+string(filepath.Separator)) {
+		return fmt.Errorf("%s resolves to %s, outside the staging root %s", hostPath(root, d), real, root)
 	}
 	return nil
 }

@@ -73,6 +73,9 @@ func Uninstall(ctx context.Context, root string, sel Selector, opts ...Option) (
 			continue
 		}
 		p := hostPath(root, f.Path)
+		if err := checkInsideRoot(root, path.Dir(f.Path)); err != nil {
+			return res, err
+		}
 		removeStaleTemps(p)
 		st, err := os.Lstat(p)
 		switch {
