@@ -46,7 +46,8 @@ func newDeployCmd(o *Options) *cobra.Command {
 		Use:   "deploy [DEPLOY-TARGET] [VAR=value...]",
 		Short: "Build, then install the host package and the UVM (the node-builder's deploy targets)",
 		Long: `Installs what the node-builder's deploy targets install: deploy (default),
-deploy-package, deploy-package-tools, deploy-uvm and their -confpods forms.
+deploy-package, deploy-package-tools, deploy-uvm and their -confpods forms
+('uvmbuild deploy-confpods-uvm' is 'uvmbuild deploy deploy-confpods-uvm').
 It first builds the targets whose outputs it installs (package[-confpods],
 uvm[-confpods]; cached actions do not run again), then copies every output
 atomically (written beside the destination and renamed, with its mode; no
@@ -64,8 +65,14 @@ START_SERVICES (yes: enable and restart tardev-snapshotter after a confpods
 package deploy on a live host; only listed under --root). Other VAR=value are
 passed to the build. The containerd fragment and the RuntimeClass manifest
 are installed under /usr/share/uvmbuild/host/.`,
-		Args: cobra.ArbitraryArgs,
+		// The other deploy targets are aliases, so that
+		// `uvmbuild deploy-confpods-uvm` works as `make deploy-confpods-uvm`.
+		Aliases: deploy.Targets()[1:],
+		Args:    cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if called := cmd.CalledAs(); called != "" && called != "deploy" {
+				args = append([]string{called}, args...)
+			}
 			return runDeploy(cmd.Context(), o, d, args, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}

@@ -162,6 +162,12 @@ func TestDeployCmd(t *testing.T) {
 		t.Errorf("stale output: exit %d\n%s", code, errOut)
 	}
 
+	// The make-style spelling reaches the same command.
+	out, errOut, code = runDeployCLI(t, o, append([]string{"deploy-confpods-uvm", "BUILD_TYPE=debug"}, common...)...)
+	if code != 0 || !strings.Contains(out, "unchanged\t/opt/confidential-containers/share/kata-containers/kata-containers.img\n") {
+		t.Errorf("uvmbuild deploy-confpods-uvm: exit %d\n%s%s", code, out, errOut)
+	}
+
 	// Undeploy the UVM only, then everything.
 	out, errOut, code = runDeployCLI(t, o, "undeploy", "--root", stage, "deploy-confpods-uvm")
 	if code != 0 || !strings.Contains(out, "removed\t/opt/confidential-containers/share/kata-containers/kata-containers.img\n") {
