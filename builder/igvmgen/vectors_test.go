@@ -3,6 +3,9 @@ package igvmgen
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -290,5 +293,36 @@ func TestUnitTestVectors(t *testing.T) {
 				t.Errorf("Measure(%s) = %v, %v", c.file, m, err)
 			}
 		})
+	}
+}
+
+// TestRandomKeyVector: the vectors' measurement-only case (igvmgen with a
+// fresh random key, kata flags, svn 7). The IGVM bytes depend on the key but
+// the launch digest and JSON must not; Measure agrees on our file.
+func TestRandomKeyVector(t *testing.T) {
+	var cache acpiCache
+	key, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := DefaultParams()
+	p.Kernel, p.KernelName = readVec(t, "inputs/test_bzImage"), "test_bzImage"
+	p.Cmdline, p.ACPI, p.IDKey = []byte("console=ttyS0 root=/dev/vda1"), cache.get(t, "clh"), key
+	im, err := Generate(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const want = "ad92f991483c028704eac3d597c349f61c9988db6d475a883ddb013c73df564169190db6b98ce767b1b23b6bdbd73949"
+	if im.Digest.String() != want {
+		t.Fatalf("digest %s, want %s", im.Digest, want)
+	}
+	file := im.Bytes()
+	m, err := Measure(context.Background(), bytes.NewReader(file), int64(len(file)))
+	if err != nil || m.Digest.String() != want {
+		t.Fatalf("Measure: %v %v", m, err)
+	}
+	js := string(MarshalMeasurement(Measurement{SVN: "7", LaunchMeasurement: want}))
+	if js != "{\n  \"x-ms-sevsnpvm-guestsvn\": \"7\",\n  \"x-ms-sevsnpvm-launchmeasurement\": \""+want+"\"\n}" {
+		t.Fatalf("JSON %q", js)
 	}
 }
