@@ -127,3 +127,16 @@ func TestDefaultKeyStable(t *testing.T) {
 		t.Fatal("default-key signature is not deterministic")
 	}
 }
+
+// The default key is a documented constant (docs/igvm.md): pin it.
+func TestDefaultKeyPinned(t *testing.T) {
+	k, err := DefaultKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := k.PublicKey.Bytes()
+	const want = "04253dbe2c01acf8d4d5ae3f022d2dcb7920f2cddab5946153f190b1345c7f64613a132cd1c7908e75067a25cad77ae0c3ab9a4d096f1c20e3c7769b6f36124ec3e450c23f0ad6b9c38bc442e6215ae9b72d1d76deb60a8324fca90c1d1c85f313"
+	if hex.EncodeToString(pub) != want {
+		t.Fatalf("default public key %x", pub)
+	}
+}
