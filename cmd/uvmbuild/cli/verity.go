@@ -3,6 +3,7 @@ package cli
 import (
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -81,16 +82,20 @@ func runVerity(cmd *cobra.Command, dataPath, hashPath string, o verityOptions) e
 		return err
 	}
 	defer data.Close()
-	st, err := data.Stat()
+	// Seek, not Stat: a block device's Stat size is 0.
+	size, err := data.Seek(0, io.SeekEnd)
 	if err != nil {
-		return err
-	}
-	// Check the parameters before the (possibly long) derivation pass.
-	if _, _, _, err := verity.Size(p, st.Size()); err != nil {
 		return fmt.Errorf("%s: %w", dataPath, err)
 	}
+	// Check the parameters before the (possibly long) derivation pass.
+	if _, _, _, err := verity.Size(p, size); err != nil {
+		return fmt.Errorf("%s: %w", dataPath, err)
+	}
+	if p.DataBlockSize > 4096 {
+		fmt.Fprintf(cmd.ErrOrStderr(), "WARNING: Kernel cannot activate device if data block size exceeds page size (4096).\n")
+	}
 	if o.salt == "" || (o.uuid == "" && !o.noSuperblock) {
-		seed, err := verity.ContentSeed(ctx, data, st.Size())
+		seed, err := verity.ContentSeed(ctx, data, size)
 		if err != nil {
 			return fmt.Errorf("%s: %w", dataPath, err)
 		}
@@ -102,11 +107,24 @@ func runVerity(cmd *cobra.Command, dataPath, hashPath string, o verityOptions) e
 		}
 	}
 	var res *verity.Result
-	err = createReplacing(hashPath, func(f *os.File) error {
+	format := func(f *os.File) error {
 		var err error
-		res, err = verity.Format(ctx, &preadReader{f: data}, st.Size(), f, p)
+		res, err = verity.Format(ctx, &preadReader{f: data}, size, f, p)
 		return err
-	})
+	}
+	if st, serr := os.Stat(hashPath); serr == nil && st.Mode()&os.ModeDevice != 0 {
+		// A block device is written in place, as veritysetup does.
+		f, err := os.OpenFile(hashPath, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		err = format(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	} else {
+		err = createReplacing(hashPath, format)
+	}
 	if err != nil {
 		return fmt.Errorf("verity %s: %w", dataPath, err)
 	}
