@@ -83,14 +83,20 @@ func TestEndorseAndCompare(t *testing.T) {
 	}
 
 	// compare-measurement: JSON vs endorsement, same; different; corrupt.
-	if out, e, code := runCLI(t, "compare-measurement", "--pub", pub, end, end); code != 0 || !strings.Contains(out, "same measurement") {
+	if out, e, code := runCLI(t, "compare-measurement", "--pub", pub, "--pub-b", pub, end, end); code != 0 || !strings.Contains(out, "same measurement") {
 		t.Errorf("same endorsement: %d %s %s", code, out, e)
 	}
 	if _, _, code := runCLI(t, "compare-measurement", m1, m1b); code != 0 {
 		t.Errorf("same json: %d", code)
 	}
-	if _, _, code := runCLI(t, "compare-measurement", end, m1); code != 0 {
-		t.Errorf("endorsement vs json: %d", code)
+	if _, _, code := runCLI(t, "compare-measurement", "--pub", pub, end, m1); code != 0 {
+		t.Errorf("verified endorsement vs json: %d", code)
+	}
+	if _, e, code := runCLI(t, "compare-measurement", "--pub", pub, m1, end); code != ExitFailed || !strings.Contains(e, "unsigned") {
+		t.Errorf("--pub on an unsigned file: %d %s", code, e)
+	}
+	if _, e, code := runCLI(t, "compare-measurement", "--pub", otherPub, end, m1); code != ExitFailed {
+		t.Errorf("wrong key: %d %s", code, e)
 	}
 	out, _, code = runCLI(t, "compare-measurement", m1, m2)
 	if code != ExitDiffers || !strings.Contains(out, "- "+ld1) || !strings.Contains(out, "+ "+ld2) {

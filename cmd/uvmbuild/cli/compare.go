@@ -24,8 +24,10 @@ func newCompareMeasurementCmd() *cobra.Command {
 		Use:   "compare-measurement A B",
 		Short: "Compare two launch measurements (measurement JSON or COSE endorsements)",
 		Long: `Compares two measurement files: igvmgen's JSON (node-builder's *.cose files)
-or COSE_Sign1 endorsements made by "uvmbuild endorse sign". With --pub,
-endorsements must verify with that key (--pub-b for B if it differs).
+or COSE_Sign1 endorsements made by "uvmbuild endorse sign". With --pub, A must
+be an endorsement whose signature verifies with that key (typically the pinned,
+published value); --pub-b does the same for B. Without a key, an endorsement's
+payload is compared unverified.
 
 Exit status: 0 same measurement, 3 different, 1 bad input (unreadable or
 corrupt file, signature that does not verify, wrong key).`,
@@ -39,8 +41,8 @@ corrupt file, signature that does not verify, wrong key).`,
 			return badInput(runCompareMeasurement(cmd.OutOrStdout(), args[0], args[1], o))
 		},
 	}
-	cmd.Flags().StringVar(&o.pub, "pub", "", "PEM public key endorsements must verify with")
-	cmd.Flags().StringVar(&o.pubB, "pub-b", "", "PEM public key for B, if not --pub")
+	cmd.Flags().StringVar(&o.pub, "pub", "", "PEM public key A's endorsement must verify with")
+	cmd.Flags().StringVar(&o.pubB, "pub-b", "", "PEM public key B's endorsement must verify with")
 	return cmd
 }
 
@@ -64,11 +66,9 @@ func runCompareMeasurement(out io.Writer, a, b string, o compareOptions) error {
 	if err != nil {
 		return err
 	}
-	pb := pa
-	if o.pubB != "" {
-		if pb, err = loadPub(o.pubB); err != nil {
-			return err
-		}
+	pb, err := loadPub(o.pubB)
+	if err != nil {
+		return err
 	}
 	ma, _, err := attest.ReadMeasurement(a, pa)
 	if err != nil {
