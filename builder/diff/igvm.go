@@ -293,20 +293,24 @@ func compareIGVM(a, b string, r *Report, o *Options) error {
 	if len(ha) != len(hb) {
 		r.add(o.MaxItems, Item{Where: "variable header count", A: fmt.Sprint(len(ha)), B: fmt.Sprint(len(hb))})
 	}
-	for i := 0; i < max(len(ha), len(hb)); i++ {
-		var x, y string
-		if i < len(ha) {
-			x = ha[i]
-		}
-		if i < len(hb) {
-			y = hb[i]
-		}
-		if x != y {
-			if fa.Headers != nil && i < len(fa.Headers) && fa.Headers[i].Type == igvm.TypeSNPIDBlock &&
-				i < len(fb.Headers) && fb.Headers[i].Type == igvm.TypeSNPIDBlock {
-				continue // reported below with its fields
+	// Align the two header lists (an added page shifts every later
+	// header) and report only what is not common to both.
+	if len(ha) <= maxTextLines && len(hb) <= maxTextLines {
+		ops := lineOps(ha, hb)
+		for i := 0; i < len(ops); i++ {
+			op := ops[i]
+			switch {
+			case op.kind == ' ':
+				continue
+			case op.kind == '-' && i+1 < len(ops) && ops[i+1].kind == '+':
+				// A replaced header: one item with both sides.
+				r.add(o.MaxItems, Item{Where: fmt.Sprintf("variable header A[%d] / B[%d]", op.a, ops[i+1].b), A: ha[op.a], B: hb[ops[i+1].b]})
+				i++
+			case op.kind == '-':
+				r.add(o.MaxItems, Item{Where: fmt.Sprintf("variable header A[%d] only in A", op.a), A: ha[op.a]})
+			default:
+				r.add(o.MaxItems, Item{Where: fmt.Sprintf("variable header B[%d] only in B", op.b), B: hb[op.b]})
 			}
-			r.add(o.MaxItems, Item{Where: fmt.Sprintf("variable header[%d]", i), A: x, B: y})
 		}
 	}
 
@@ -416,7 +420,10 @@ func headerKeys(f *igvmFile) []string {
 			desc = fmt.Sprintf(" policy=0x%x", le.Uint64(body))
 		}
 		out[i] = fmt.Sprintf("%s%s len=%d body=%x", h.Type.String(), desc, len(h.Body), body)
-		if len(body) > 48 {
+		if h.Type == igvm.TypeSNPIDBlock {
+			// Compared field by field after guest memory.
+			out[i] = fmt.Sprintf("%s len=%d", h.Type.String(), len(h.Body))
+		} else if len(body) > 48 {
 			out[i] = fmt.Sprintf("%s%s len=%d body[:48]=%x…", h.Type.String(), desc, len(h.Body), body[:48])
 		}
 	}
