@@ -112,8 +112,15 @@ func runIgvm(cmd *cobra.Command, o igvmOptions) error {
 		return err
 	}
 	ctx := cmd.Context()
-	if p.ACPI, err = igvmgen.LoadACPI(ctx, igvmgen.ACPISource{Dir: o.acpiDir, PagesFile: o.acpiPages}, iasl.Compiler{Path: o.iasl}); err != nil {
+	comp := iasl.Compiler{Path: o.iasl}
+	if p.ACPI, err = igvmgen.LoadACPI(ctx, igvmgen.ACPISource{Dir: o.acpiDir, PagesFile: o.acpiPages}, comp); err != nil {
 		return err
+	}
+	if o.acpiPages == "" {
+		// The iasl version is stamped into the tables: say which one was used.
+		if v, err := comp.Version(ctx); err == nil {
+			fmt.Fprintf(cmd.ErrOrStderr(), "uvmbuild igvm: ACPI tables compiled with iasl %s\n", v)
+		}
 	}
 	im, err := igvmgen.Generate(ctx, p)
 	if err != nil {
