@@ -279,10 +279,22 @@ func TestPolicySwapRebuildsOnlyPolicySteps(t *testing.T) {
 		for _, s := range allSteps(p) {
 			s.Exec = fake
 		}
-		if _, err := graph.Build(ctx, p.Steps(), opts); err != nil {
+		res, err := graph.Build(ctx, p.Steps(), opts)
+		if err != nil {
 			t.Fatal(err)
 		}
-		return fake.reset()
+		ran := fake.reset()
+		// build.json's actions say the same: exactly these were not cached.
+		var notCached []string
+		for _, a := range res.Actions {
+			if !a.Cached {
+				notCached = append(notCached, a.ID)
+			}
+		}
+		if strings.Join(sorted(notCached), " ") != strings.Join(sorted(ran), " ") {
+			t.Errorf("build record: not cached %v, executor ran %v", sorted(notCached), sorted(ran))
+		}
+		return ran
 	}
 	first := build("all-confpods")
 	if len(first) < 12 {

@@ -132,7 +132,7 @@ func (p *planner) rootfsScript() string {
 	w("[ -x \"$R/sbin/init\" ] || [ -L \"$R/sbin/init\" ] || { echo 'rootfs: /sbin/init is missing (systemd not installed?)' >&2; exit 1; }\n")
 	w("# 14: resolv.conf\n")
 	w("if [ -L \"$R/etc/resolv.conf\" ]; then rm -f \"$R/etc/resolv.conf\"; fi\n")
-	w(": > \"$R/etc/resolv.conf\"\n")
+	w("install -m 0644 /dev/null \"$R/etc/resolv.conf\"\n")
 	w("# 15: delete unneeded systemd units and files (%s)\n", c.profile)
 	b.WriteString("find \"$R\" \\( -type f -o -type l \\) \\( -false")
 	for _, n := range deleteNames(c) {
