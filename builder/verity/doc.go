@@ -19,9 +19,10 @@
 // # Streaming, parallel, bounded
 //
 // [Format] reads the data once, sequentially, in 1 MiB jobs hashed by one
-// worker per CPU; an in-order committer packs the digests into one partial
-// hash block per level and writes each block once it is full. Memory is a few
-// MiB whatever the data size; nothing but the hash device is written.
+// worker per CPU (at most 16); an in-order committer packs the digests into
+// one partial hash block per level and writes each block once it is full.
+// Memory is 2·workers+2 MiB of buffers whatever the data size; nothing but
+// the hash device is written.
 //
 // # Determinism
 //

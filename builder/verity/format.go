@@ -11,8 +11,12 @@ import (
 )
 
 // jobBytes is the amount of data one worker hashes per job. With W workers
-// at most 2W+2 job buffers exist, so memory stays a few MiB.
-const jobBytes = 1 << 20
+// at most 2W+2 job buffers exist; W is capped at maxWorkers, so buffers never
+// exceed 34 MiB whatever the data size or the machine.
+const (
+	jobBytes   = 1 << 20
+	maxWorkers = 16
+)
 
 // Result describes a formatted hash device.
 type Result struct {
@@ -78,6 +82,7 @@ func run(ctx context.Context, data io.Reader, dataSize int64, out io.WriterAt, p
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
+	workers = min(workers, maxWorkers)
 	digests, err := hashData(ctx, data, n, p, nh, workers, l.digestSize)
 	if err != nil {
 		return nil, err
