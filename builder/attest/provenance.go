@@ -84,23 +84,59 @@ func Provenance(b *record.Build, opt ProvenanceOptions) (*intoto.Statement, erro
 		})
 	}
 
-	// Materials: host inputs (by step/input name), images, recorded facts.
+	// Materials: host inputs, pinned sources (outputs of steps without
+	// inputs: fetched packages, builder images, the policy), the direct
+	// inputs of the steps that produce artifacts (kernel, verity
+	// parameters, rootfs), images, recorded digests.
 	deps := map[string]*intoto.ResourceDescriptor{}
+	addDep := func(name string, d map[string]string, mediaType string) {
+		if d != nil {
+			deps[name] = &intoto.ResourceDescriptor{Name: name, Digest: d, MediaType: mediaType}
+		}
+	}
+	hostDigests := map[string]map[string]bool{}
 	for _, act := range b.Actions {
 		for _, in := range act.Inputs {
-			if in.Source != "file" && in.Source != "dir" {
-				continue // upstream step outputs are not materials
+			if in.Source == "file" || in.Source == "dir" {
+				if hostDigests[in.Name] == nil {
+					hostDigests[in.Name] = map[string]bool{}
+				}
+				hostDigests[in.Name][string(in.Digest)] = true
 			}
-			d := digestSet(string(in.Digest))
-			if in.Source == "dir" {
-				d = map[string]string{treeDigestAlg: strings.TrimPrefix(string(in.Digest), "sha256:")}
+		}
+	}
+	producesArtifact := map[string]bool{}
+	for _, a := range b.Artifacts {
+		producesArtifact[a.Step] = true
+	}
+	pinned := map[string]bool{}
+	for _, act := range b.Actions {
+		if len(act.Inputs) == 0 {
+			pinned[act.ID] = true
+		}
+	}
+	for _, act := range b.Actions {
+		for _, in := range act.Inputs {
+			switch {
+			case in.Source == "file" || in.Source == "dir":
+				name := in.Name
+				if len(hostDigests[in.Name]) > 1 {
+					name = act.ID + "/" + in.Name // same name, different content
+				}
+				d := digestSet(string(in.Digest))
+				if in.Source == "dir" {
+					d = map[string]string{treeDigestAlg: strings.TrimPrefix(string(in.Digest), "sha256:")}
+				}
+				addDep(name, d, "")
+			case strings.HasPrefix(in.Source, "step:"):
+				src := strings.TrimPrefix(in.Source, "step:")
+				if pinned[producer(b, src)] || producesArtifact[act.ID] {
+					addDep(src, digestSet(string(in.Digest)), "")
+				}
 			}
-			name := act.ID + "/" + in.Name
-			deps[name] = &intoto.ResourceDescriptor{Name: name, Digest: d}
 		}
 		if act.Image != "" {
-			name := "image:" + act.Kind + "@" + string(act.Image)
-			deps[name] = &intoto.ResourceDescriptor{Name: name, Digest: digestSet(string(act.Image)), MediaType: "application/vnd.oci.image.manifest.v1+json"}
+			addDep("image:"+act.Kind+"@"+string(act.Image), digestSet(string(act.Image)), "application/vnd.oci.image.manifest.v1+json")
 		}
 	}
 	internal := map[string]any{}
@@ -159,6 +195,18 @@ func Provenance(b *record.Build, opt ProvenanceOptions) (*intoto.Statement, erro
 		return nil, fmt.Errorf("provenance statement: %w", err)
 	}
 	return st, nil
+}
+
+// producer returns the ID of the action whose output src ("<id>" or
+// "<id>/<output>") names: the longest action ID that prefixes it.
+func producer(b *record.Build, src string) string {
+	best := ""
+	for _, a := range b.Actions {
+		if (src == a.ID || strings.HasPrefix(src, a.ID+"/")) && len(a.ID) > len(best) {
+			best = a.ID
+		}
+	}
+	return best
 }
 
 func looksLikeDigest(v string) bool {
