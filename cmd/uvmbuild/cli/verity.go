@@ -20,6 +20,8 @@ type verityOptions struct {
 	dataBlockSize uint32
 	hashBlockSize uint32
 	json          bool
+	dataDev       string
+	hashDev       string
 }
 
 func newVerityCmd() *cobra.Command {
@@ -51,7 +53,9 @@ root hash. --salt - means no salt.`,
 	f.BoolVar(&o.noSuperblock, "no-superblock", false, "write the tree only (hash start block 0, the kernelinit layout)")
 	f.Uint32Var(&o.dataBlockSize, "data-block-size", verity.DefaultBlockSize, "data block size in bytes")
 	f.Uint32Var(&o.hashBlockSize, "hash-block-size", verity.DefaultBlockSize, "hash block size in bytes")
-	f.BoolVar(&o.json, "json", false, "print the report as JSON")
+	f.BoolVar(&o.json, "json", false, "print the report as JSON (with the dm-mod.create= kernel argument)")
+	f.StringVar(&o.dataDev, "data-device", "/dev/vda1", "guest data device named in the JSON's dm_mod_create")
+	f.StringVar(&o.hashDev, "hash-device", "/dev/vda2", "guest hash device named in the JSON's dm_mod_create")
 	return cmd
 }
 
@@ -130,6 +134,7 @@ func runVerity(cmd *cobra.Command, dataPath, hashPath string, o verityOptions) e
 	}
 	info := res.Info(hashPath)
 	if o.json {
+		info.DMModCreate = info.KernelArg(o.dataDev, o.hashDev)
 		b, err := info.JSON()
 		if err != nil {
 			return err

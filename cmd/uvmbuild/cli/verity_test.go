@@ -68,7 +68,7 @@ func TestVerityCmd(t *testing.T) {
 		t.Error("no derived UUID with a superblock")
 	}
 	jsonOut, _, code := runVerityCLI(t, "verity", df, filepath.Join(dir, "h3"), "--salt", "-", "--json")
-	if code != 0 || !strings.Contains(jsonOut, `"salt": "-"`) {
+	if code != 0 || !strings.Contains(jsonOut, `"salt": "-"`) || !strings.Contains(jsonOut, ` 300 1 sha256 `) {
 		t.Errorf("json: %d %s", code, jsonOut)
 	}
 }
