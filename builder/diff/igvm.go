@@ -498,6 +498,7 @@ func idBlockFields(a, b []byte) []Item {
 		{"IdKeyAlgorithm", 96, 4}, {"AuthorKeyAlgorithm", 100, 4}, {"IdKeySignature", 0x68, 144},
 		{"IdPublicKey", 0xF8, 152}, {"AuthorKeySignature", 0x190, 144}, {"AuthorPublicKey", 0x220, 152}}
 	var out []Item
+	ldSame := len(a) >= 56 && len(b) >= 56 && bytes.Equal(a[8:56], b[8:56])
 	for _, f := range fields {
 		if f.off+f.len > len(a) || f.off+f.len > len(b) || f.len <= 0 {
 			continue
@@ -505,8 +506,13 @@ func idBlockFields(a, b []byte) []Item {
 		x, y := a[f.off:f.off+f.len], b[f.off:f.off+f.len]
 		if !bytes.Equal(x, y) {
 			it := Item{Where: "SNP_ID_BLOCK " + f.name, A: shortHex(x), B: shortHex(y)}
-			if f.name == "IdKeySignature" || f.name == "IdPublicKey" {
-				it.Detail = "the ID block is signed with a fresh random key unless a signing key is given; the launch digest does not depend on it"
+			switch {
+			case f.name == "IdKeySignature" && ldSame:
+				it.Detail = "same launch digest, different signature: another signing key or a random nonce (igvmgen signs with a fresh random key unless -sign_key is given)"
+			case f.name == "IdKeySignature":
+				it.Detail = "the signature covers the launch digest, so it follows from the launch digest difference"
+			case f.name == "IdPublicKey":
+				it.Detail = "signed with another ID key"
 			}
 			out = append(out, it)
 		}
