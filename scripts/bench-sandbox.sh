@@ -32,6 +32,6 @@ step=$(median 'BenchmarkContainerStep')
 echo
 echo "per-step overhead (median of $runs, ms): plain exec $plain, bare runc run $bare, sandbox.Run $sb, container step $step (target <= 100)"
 awk -v b="$bare" -v s="$sb" -v c="$step" 'BEGIN { printf "ratios vs bare runc run: sandbox.Run %.2fx, container step %.2fx\n", s / b, c / b }'
-for c in none gzip zstd; do
+for c in gnu-tar none gzip zstd; do
 	echo "unpack 150 MiB ($c): $(median "BenchmarkUnpack150MiB/$c") ms"
 done

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -79,6 +80,22 @@ func BenchmarkUnpack150MiB(b *testing.B) {
 	}
 	tarPath := bigTar(b)
 	fi, _ := os.Stat(tarPath)
+	// The reference: GNU tar extracting the same uncompressed tar (no
+	// digest checks).
+	b.Run("gnu-tar", func(b *testing.B) {
+		if _, err := exec.LookPath("tar"); err != nil {
+			b.Skip("tar not installed")
+		}
+		b.SetBytes(fi.Size())
+		reportMedian(b, func() error {
+			dir := b.TempDir()
+			out, err := exec.Command("tar", "-xpf", tarPath, "-C", dir).CombinedOutput()
+			if err != nil {
+				return fmt.Errorf("tar: %v: %s", err, out)
+			}
+			return nil
+		})
+	})
 	for _, comp := range []compression.Compression{compression.None, compression.GZip, compression.ZStd} {
 		dir := filepath.Join(b.TempDir(), "image")
 		if comp == compression.None {

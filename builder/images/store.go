@@ -404,13 +404,10 @@ func (s *Store) unpackTo(ctx context.Context, img v1.Image, dst string) (string,
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	// Blobs are re-checked before every unpack: the store's layout may have
+	// Blobs are re-checked on every unpack: the store's layout may have
 	// been damaged since import.
-	if err := Verify(ctx, img); err != nil {
-		return "", err
-	}
 	root := filepath.Join(tmp, "root")
-	if err := Unpack(ctx, img, root); err != nil {
+	if err := unpackVerified(ctx, img, root); err != nil {
 		return "", err
 	}
 	if err := s.place(root, dst); err != nil {

@@ -23,7 +23,8 @@ import (
 var mountPoints = []string{"in", "out", "tmp", "proc", "sys", "dev"}
 
 // Unpack flattens img (whiteouts applied) into dir, which must not exist.
-// See the package documentation for what is refused and what is kept.
+// See the package documentation for what is refused and what is kept. It
+// does not verify digests; unpackVerified does.
 func Unpack(ctx context.Context, img v1.Image, dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return fmt.Errorf("unpacking image: %w", err)
@@ -33,6 +34,35 @@ func Unpack(ctx context.Context, img v1.Image, dir string) error {
 	if err := UnpackTar(ctx, rc, dir); err != nil {
 		return err
 	}
+	return addMountPoints(dir)
+}
+
+// unpackVerified verifies img and unpacks it into dir. A one-layer image
+// (what DebianImage writes, and most base images) is verified while it is
+// unpacked, in a single pass; several layers are verified first, then
+// flattened.
+func unpackVerified(ctx context.Context, img v1.Image, dir string) error {
+	m, cfg, layers, err := verifyMeta(img)
+	if err != nil {
+		return err
+	}
+	if len(layers) != 1 {
+		if err := Verify(ctx, img); err != nil {
+			return err
+		}
+		return Unpack(ctx, img, dir)
+	}
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return fmt.Errorf("unpacking image: %w", err)
+	}
+	unpack := func(r io.Reader) error { return UnpackTar(ctx, r, dir) }
+	if err := verifyLayer(0, layers[0], m.Layers[0], cfg.RootFS.DiffIDs[0], unpack); err != nil {
+		return err
+	}
+	return addMountPoints(dir)
+}
+
+func addMountPoints(dir string) error {
 	for _, m := range mountPoints {
 		p := filepath.Join(dir, m)
 		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
@@ -72,6 +102,11 @@ func UnpackTar(ctx context.Context, r io.Reader, dir string) error {
 			return &UnsafeEntryError{Layer: -1, Name: hdr.Name, Reason: reason}
 		}
 		rel := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
+		if strings.HasPrefix(path.Base(rel), ".wh.") {
+			// Whiteouts only hide lower layers; in a flattened or single
+			// layer there is nothing below them.
+			continue
+		}
 		if rel == "" {
 			// The root itself: only its metadata.
 			if hdr.Typeflag == tar.TypeDir {

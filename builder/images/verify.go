@@ -45,36 +45,9 @@ func (e *UnsafeEntryError) Error() string {
 // digest and its uncompressed bytes against the config's diffIDs. It also
 // checks every tar header of every layer (checkEntry).
 func Verify(ctx context.Context, img v1.Image) error {
-	raw, err := img.RawManifest()
+	m, cfg, layers, err := verifyMeta(img)
 	if err != nil {
-		return fmt.Errorf("reading manifest: %w", err)
-	}
-	if h, err := img.Digest(); err != nil {
 		return err
-	} else if got := digest.FromBytes(raw); got.String() != h.String() {
-		return &DigestError{What: "manifest", Want: digest.Digest(h.String()), Got: got}
-	}
-	m, err := img.Manifest()
-	if err != nil {
-		return fmt.Errorf("parsing manifest: %w", err)
-	}
-	rawCfg, err := img.RawConfigFile()
-	if err != nil {
-		return fmt.Errorf("reading config: %w", err)
-	}
-	if got := digest.FromBytes(rawCfg); got.String() != m.Config.Digest.String() {
-		return &DigestError{What: "config", Want: digest.Digest(m.Config.Digest.String()), Got: got}
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return fmt.Errorf("parsing config: %w", err)
-	}
-	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
-		return fmt.Errorf("config lists %d diffIDs for %d layers", len(cfg.RootFS.DiffIDs), len(m.Layers))
-	}
-	layers, err := img.Layers()
-	if err != nil {
-		return fmt.Errorf("listing layers: %w", err)
 	}
 	// Symlinks defined so far, bottom layer first: an entry below one of
 	// them would be written through the link.
@@ -83,14 +56,59 @@ func Verify(ctx context.Context, img v1.Image) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := verifyLayer(i, l, m.Layers[i], cfg.RootFS.DiffIDs[i], links); err != nil {
+		check := func(r io.Reader) error { return checkTar(i, r, links) }
+		if err := verifyLayer(i, l, m.Layers[i], cfg.RootFS.DiffIDs[i], check); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func verifyLayer(i int, l v1.Layer, desc v1.Descriptor, diffID v1.Hash, links map[string]bool) error {
+// verifyMeta checks the manifest and config digests and returns the
+// parsed manifest, config and layers.
+func verifyMeta(img v1.Image) (*v1.Manifest, *v1.ConfigFile, []v1.Layer, error) {
+	raw, err := img.RawManifest()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	if h, err := img.Digest(); err != nil {
+		return nil, nil, nil, err
+	} else if got := digest.FromBytes(raw); got.String() != h.String() {
+		return nil, nil, nil, &DigestError{What: "manifest", Want: digest.Digest(h.String()), Got: got}
+	}
+	m, err := img.Manifest()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("parsing manifest: %w", err)
+	}
+	rawCfg, err := img.RawConfigFile()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading config: %w", err)
+	}
+	if got := digest.FromBytes(rawCfg); got.String() != m.Config.Digest.String() {
+		return nil, nil, nil, &DigestError{What: "config", Want: digest.Digest(m.Config.Digest.String()), Got: got}
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("parsing config: %w", err)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, nil, nil, fmt.Errorf("config lists %d diffIDs for %d layers", len(cfg.RootFS.DiffIDs), len(m.Layers))
+	}
+	layers, err := img.Layers()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("listing layers: %w", err)
+	}
+	if len(layers) != len(m.Layers) {
+		return nil, nil, nil, fmt.Errorf("image has %d layers, manifest lists %d", len(layers), len(m.Layers))
+	}
+	return m, cfg, layers, nil
+}
+
+// verifyLayer streams one layer through consume (which sees the
+// uncompressed tar) while hashing the compressed and uncompressed bytes,
+// then checks both digests and the size. A digest mismatch is reported in
+// preference to consume's error: it explains a broken tar.
+func verifyLayer(i int, l v1.Layer, desc v1.Descriptor, diffID v1.Hash, consume func(io.Reader) error) error {
 	rc, err := l.Compressed()
 	if err != nil {
 		return fmt.Errorf("layer %d (%s): %w", i, desc.Digest, err)
@@ -104,7 +122,7 @@ func verifyLayer(i int, l v1.Layer, desc v1.Descriptor, diffID v1.Hash, links ma
 	}
 	defer closeFn()
 	uh := sha256.New()
-	tarErr := checkTar(i, io.TeeReader(plain, uh), links)
+	tarErr := consume(io.TeeReader(plain, uh))
 	// Drain whatever follows the end-of-archive marker so both digests
 	// cover every byte; a digest mismatch explains a broken tar better than
 	// the tar error, so it is reported first.
