@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/uvmbuild/uvmbuild/builder/disk/image"
@@ -54,15 +55,32 @@ func ImageSpec(ctx context.Context, p ImageParams, mkfs string) (graph.Spec, err
 	if err != nil {
 		return graph.Spec{}, err
 	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return graph.Spec{}, err
+	return ImageSpecFor(p, v), nil
+}
+
+// ImageSpecFor is ImageSpec for a known mke2fs version (e.g. "1.47.2"), for
+// planning without running mkfs.ext4.
+func ImageSpecFor(p ImageParams, mke2fsVersion string) graph.Spec {
+	params := map[string]any{"measured": p.Measured, "source_date_epoch": p.SourceDateEpoch}
+	add := func(k string, v any, set bool) {
+		if set {
+			params[k] = v
+		}
 	}
-	var params map[string]any
-	if err := json.Unmarshal(b, &params); err != nil {
-		return graph.Spec{}, err
+	add("verity_superblock", p.VeritySuperblock, p.VeritySuperblock)
+	add("seed", p.Seed, p.Seed != "")
+	add("size_mib", p.SizeMiB, p.SizeMiB != 0)
+	add("align_mib", p.AlignMiB, p.AlignMiB != 0)
+	if p.ReservedPercent != nil {
+		params["reserved_percent"] = *p.ReservedPercent
 	}
-	return graph.Spec{Kind: ImageKind, Version: imageVersionString(v), Params: params}, nil
+	add("salt", p.Salt, p.Salt != "")
+	add("fs_uuid", p.FSUUID, p.FSUUID != "")
+	add("hash_seed", p.HashSeed, p.HashSeed != "")
+	add("drop", slices.Clone(p.Drop), len(p.Drop) > 0)
+	add("empty", slices.Clone(p.Empty), len(p.Empty) > 0)
+	add("skip_init_check", p.SkipInitCheck, p.SkipInitCheck)
+	return graph.Spec{Kind: ImageKind, Version: imageVersionString(mke2fsVersion), Params: params}
 }
 
 func imageVersionString(mke2fs string) string {

@@ -112,3 +112,36 @@ func TestImageStep(t *testing.T) {
 		t.Errorf("version mismatch: %v", err)
 	}
 }
+
+// TestImageSpecCoversParams: every ImageParams field and the mke2fs version
+// change the Spec (so the step key).
+func TestImageSpecCoversParams(t *testing.T) {
+	enc := func(s graph.Spec) string {
+		b, _ := json.Marshal(s)
+		return string(b)
+	}
+	three := 3
+	base := enc(actions.ImageSpecFor(actions.ImageParams{}, "1.47.2"))
+	for name, p := range map[string]actions.ImageParams{
+		"measured": {Measured: true}, "superblock": {VeritySuperblock: true}, "sde": {SourceDateEpoch: 1},
+		"seed": {Seed: "x"}, "size": {SizeMiB: 10}, "align": {AlignMiB: 128}, "reserved": {ReservedPercent: &three},
+		"salt": {Salt: "-"}, "fs_uuid": {FSUUID: "u"}, "hash_seed": {HashSeed: "h"}, "drop": {Drop: []string{"a"}},
+		"empty": {Empty: []string{"b"}}, "init": {SkipInitCheck: true},
+	} {
+		if enc(actions.ImageSpecFor(p, "1.47.2")) == base {
+			t.Errorf("%s does not change the spec", name)
+		}
+	}
+	if enc(actions.ImageSpecFor(actions.ImageParams{}, "1.47.3")) == base {
+		t.Error("the mke2fs version does not change the spec")
+	}
+	vbase := enc(actions.VeritySpec(actions.VerityParams{}))
+	for name, p := range map[string]actions.VerityParams{
+		"hash": {Hash: "sha1"}, "dbs": {DataBlockSize: 512}, "hbs": {HashBlockSize: 512}, "salt": {Salt: "00"},
+		"uuid": {UUID: "u"}, "nosb": {NoSuperblock: true},
+	} {
+		if enc(actions.VeritySpec(p)) == vbase {
+			t.Errorf("verity %s does not change the spec", name)
+		}
+	}
+}
