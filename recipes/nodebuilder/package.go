@@ -1,7 +1,6 @@
 package nodebuilder
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/uvmbuild/uvmbuild/builder/graph"
@@ -131,7 +130,7 @@ func (p *planner) agentStep() *graph.Step {
 		}
 		return p.container(containerStep{
 			id:      id,
-			desc:    fmt.Sprintf("agent (%s, %s)", p.cfg.agentBuildType, strings.TrimPrefix(p.agentFlags()[len(p.agentFlags())-1], "BUILD_TYPE=")),
+			desc:    "agent (" + strings.Join(p.agentFlags()[3:], " ") + ")",
 			image:   p.builderImage(),
 			script:  script,
 			inputs:  inputs,

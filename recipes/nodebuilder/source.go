@@ -66,6 +66,10 @@ func openKataSource(dir string, c *config) (*kataSource, error) {
 	ks := &kataSource{dir: abs, version: "unknown"}
 	if b, err := os.ReadFile(filepath.Join(abs, "VERSION")); err == nil {
 		ks.version = strings.TrimSpace(string(b))
+		// It is written into osbuilder.yaml by a shell script.
+		if ks.version == "" || strings.Trim(ks.version, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.+~_-") != "" {
+			return nil, fmt.Errorf("kata source %s: VERSION %q: want a version string (letters, digits, . + ~ _ -)", dir, ks.version)
+		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("kata source %s: VERSION: %w", dir, err)
 	}
