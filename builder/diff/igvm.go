@@ -189,6 +189,12 @@ func (f *igvmFile) boot() *bootInfo {
 	return bi
 }
 
+// Limits on the ACPI walk of an untrusted file.
+const (
+	maxACPITables = 64
+	maxACPITable  = 1 << 20
+)
+
 // acpiTables walks RSDP → XSDT/RSDT → tables (and FACP → DSDT, FACS) and
 // returns each table's range named by its signature.
 func (f *igvmFile) acpiTables(rsdp uint64) []region {
@@ -201,14 +207,15 @@ func (f *igvmFile) acpiTables(rsdp uint64) []region {
 	seen := map[uint64]bool{}
 	var add func(addr uint64, depth int)
 	add = func(addr uint64, depth int) {
-		if addr == 0 || seen[addr] || depth > 3 {
+		// Bounded: tables come from the file being examined.
+		if addr == 0 || seen[addr] || depth > 3 || len(seen) >= maxACPITables {
 			return
 		}
 		seen[addr] = true
 		h := f.read(addr, 36)
 		sig := string(h[:4])
 		n := uint64(le.Uint32(h[4:]))
-		if n < 36 || n > 1<<20 || strings.ContainsFunc(sig, func(c rune) bool { return c < 'A' || c > 'Z' && c < 'a' || c > 'z' && c != '0' }) {
+		if n < 36 || n > maxACPITable || strings.ContainsFunc(sig, func(c rune) bool { return c < 'A' || c > 'Z' && c < 'a' || c > 'z' && c != '0' }) {
 			if sig == "FACS" {
 				out = append(out, region{addr, addr + n, "ACPI table FACS"})
 			}
