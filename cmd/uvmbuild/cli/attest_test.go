@@ -179,4 +179,12 @@ func TestExpectAndProvenanceAndDiff(t *testing.T) {
 	if _, _, code := runCLI(t, "diff", a, filepath.Join(a, "stamp.txt")); code != ExitFailed {
 		t.Errorf("diff dir vs file: %d", code)
 	}
+	// An unreadable build record is bad input, not a difference.
+	os.WriteFile(filepath.Join(b, record.FileName), []byte(`{"schemaVersion": "other"}`), 0o644)
+	if _, e, code := runCLI(t, "diff", a, b); code != ExitFailed || !strings.Contains(e, "schemaVersion") {
+		t.Errorf("diff with a bad record: %d %s", code, e)
+	}
+	if _, e, code := runCLI(t, "diff", filepath.Join(a, record.FileName), filepath.Join(b, record.FileName)); code != ExitFailed {
+		t.Errorf("diff of build.json files with a bad one: %d %s", code, e)
+	}
 }

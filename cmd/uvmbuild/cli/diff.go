@@ -65,15 +65,22 @@ Exit status: 0 identical, 3 different, 1 unreadable or incomparable input.`,
 func runDiff(ctx context.Context, out io.Writer, a, b string, o diffOptions) error {
 	opt := &diff.Options{MaxItems: o.maxItems}
 	var reports []*diff.Report
-	recA, dirA, okA := loadRecord(a)
-	recB, dirB, okB := loadRecord(b)
+	recA, dirA, err := findRecord(a)
+	if err != nil {
+		return &ExitError{Code: ExitFailed, Err: err}
+	}
+	recB, dirB, err := findRecord(b)
+	if err != nil {
+		return &ExitError{Code: ExitFailed, Err: err}
+	}
+	okA, okB := recA != nil, recB != nil
 	if okA && okB {
 		rr, err := diff.Records(ctx, recA, recB, &diff.RecordOptions{
 			Options: diff.Options{MaxItems: o.maxItems, LabelA: a, LabelB: b},
 			Fetch:   outDirFetcher([2]string{dirA, dirB}, [2]*record.Build{recA, recB}),
 		})
 		if err != nil {
-			return err
+			return badInput(err)
 		}
 		reports = append(reports, rr.Report)
 	}
@@ -125,28 +132,46 @@ func printReports(out io.Writer, reports []*diff.Report, asJSON bool) error {
 // loadRecord reads a build record given as build.json or as a directory
 // holding one; it returns the record and its out/ directory.
 func loadRecord(p string) (*record.Build, string, bool) {
-	f := p
+	b, dir, err := findRecord(p)
+	return b, dir, err == nil && b != nil
+}
+
+// findRecord is loadRecord that tells "not a record" (nil, nil) from "a
+// record that cannot be read" (an error): a file named build.json, or a
+// directory holding one, must parse.
+func findRecord(p string) (*record.Build, string, error) {
 	fi, err := os.Stat(p)
-	if err == nil && fi.IsDir() {
+	if err != nil {
+		return nil, "", err
+	}
+	f := p
+	switch {
+	case fi.IsDir():
 		f = filepath.Join(p, record.FileName)
-	} else if filepath.Base(p) != record.FileName {
+		if _, err := os.Stat(f); err != nil {
+			return nil, "", nil // a plain directory
+		}
+	case filepath.Base(p) != record.FileName:
 		// Any other file is a record only if it parses as one; large
 		// files and files not starting like JSON are not read.
-		if err != nil || fi.Size() > 64<<20 || !startsWithBrace(p) {
-			return nil, "", false
+		if fi.Size() > 64<<20 || !startsWithBrace(p) {
+			return nil, "", nil
 		}
 		data, err := os.ReadFile(p)
 		if err != nil {
-			return nil, "", false
+			return nil, "", nil
 		}
 		b, err := record.Parse(data, p)
-		return b, filepath.Dir(p), err == nil
+		if err != nil {
+			return nil, "", nil
+		}
+		return b, filepath.Dir(p), nil
 	}
 	b, err := record.Read(f)
 	if err != nil {
-		return nil, "", false
+		return nil, "", err
 	}
-	return b, filepath.Dir(f), true
+	return b, filepath.Dir(f), nil
 }
 
 func startsWithBrace(p string) bool {
