@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -497,5 +498,21 @@ func TestDeployStaysInsideRoot(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(outside); len(ents) != 0 {
 		t.Errorf("deploy wrote outside the root: %v", ents)
+	}
+}
+
+func TestRunServiceCommands(t *testing.T) {
+	if _, err := exec.LookPath("sh"); err != nil {
+		t.Skip("no sh")
+	}
+	var out strings.Builder
+	err := RunServiceCommands(context.Background(), [][]string{
+		{"sh", "-c", "echo first"}, {"sh", "-c", "exit 3"}, {"sh", "-c", "echo never"},
+	}, &out)
+	if err == nil || !strings.Contains(err.Error(), "exit 3") {
+		t.Errorf("error = %v", err)
+	}
+	if out.String() != "first\n" {
+		t.Errorf("output %q: commands after a failure must not run", out.String())
 	}
 }
