@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -208,7 +209,9 @@ echo ok > /out/result && echo out-ok`)
 func TestExactEnvironment(t *testing.T) {
 	f := newFixture(t)
 	t.Setenv("UVMBUILD_HOST_LEAK", "leaked")
-	s, log := f.spec(t, `env | sort > /out/env; hostname > /out/hostname; umask > /out/umask; id -u > /out/uid`)
+	s, log := f.spec(t, `env | sort > /out/env; hostname > /out/hostname; umask > /out/umask; id -u > /out/uid
+grep NoNewPrivs /proc/self/status | tr -d ' \t' > /out/nnp
+grep CapEff /proc/self/status | cut -f2 > /out/capeff`)
 	if err := sandbox.Run(context.Background(), s); err != nil {
 		t.Fatalf("run: %v\n%s", err, log)
 	}
@@ -221,7 +224,8 @@ func TestExactEnvironment(t *testing.T) {
 	if !slices.Equal(got, testEnv) {
 		t.Errorf("environment:\n got %q\nwant %q", got, testEnv)
 	}
-	for file, want := range map[string]string{"hostname": "uvmbuild", "umask": "0022", "uid": "0"} {
+	// CapEff: CHOWN DAC_OVERRIDE FOWNER FSETID KILL SETGID SETUID MKNOD only.
+	for file, want := range map[string]string{"hostname": "uvmbuild", "umask": "0022", "uid": "0", "nnp": "NoNewPrivs:1", "capeff": capEff()} {
 		b, _ := os.ReadFile(filepath.Join(s.Output, file))
 		if strings.TrimSpace(string(b)) != want {
 			t.Errorf("%s = %q, want %q", file, b, want)
@@ -371,4 +375,15 @@ func TestNotRoot(t *testing.T) {
 	if !strings.Contains(string(out), "MESSAGE: container steps need root") {
 		t.Errorf("output:\n%s", out)
 	}
+}
+
+// capEff is the effective capability mask the sandbox grants.
+func capEff() string {
+	// CAP_CHOWN 0, DAC_OVERRIDE 1, FOWNER 3, FSETID 4, KILL 5, SETGID 6,
+	// SETUID 7, MKNOD 27.
+	var m uint64
+	for _, c := range []uint{0, 1, 3, 4, 5, 6, 7, 27} {
+		m |= 1 << c
+	}
+	return fmt.Sprintf("%016x", m)
 }
