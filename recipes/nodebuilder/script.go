@@ -149,7 +149,9 @@ func (p *planner) rootfsScript() string {
 		w("mkdir -p \"$R/lib/modules\"\n")
 		w("cp -R --no-preserve=ownership /in/tarfs/lib/modules/. \"$R/lib/modules/\"\n")
 	}
-	w("tar --numeric-owner --xattrs --xattrs-include='security.capability' -C \"$R\" -cf /out/rootfs.tar .\n")
+	// Sorted, times clamped, no atime/ctime: the step's own output is
+	// reproducible, not only the normalised tar made from it.
+	w("tar --sort=name --format=pax --pax-option=exthdr.name=%%d/PaxHeaders/%%f,delete=atime,delete=ctime --mtime=@$SOURCE_DATE_EPOCH --clamp-mtime --numeric-owner --xattrs --xattrs-include='security.capability' -C \"$R\" -cf /out/rootfs.tar .\n")
 	return b.String()
 }
 
