@@ -54,6 +54,7 @@ Exit codes: 0 ok, 1 build failed or bad input, 2 usage error, 3 compared things 
 		newUndeployCmd(),
 		newImageCmd(),
 		newVerifyCmd(),
+		newLockCmd(o),
 		// commands: one per line, keep this marker
 	} {
 		root.AddCommand(c)
@@ -63,7 +64,12 @@ Exit codes: 0 ok, 1 build failed or bad input, 2 usage error, 3 compared things 
 
 // Main runs uvmbuild with args and returns the process exit code.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	root := NewRootCmd()
+	return run(ctx, newOptions(), args, stdin, stdout, stderr)
+}
+
+// run executes the command tree over o and prints a failure as one line.
+func run(ctx context.Context, o *Options, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCmd(o)
 	root.SetArgs(args)
 	root.SetIn(stdin)
 	root.SetOut(stdout)

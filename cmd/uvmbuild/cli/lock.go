@@ -1,0 +1,111 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"path/filepath"
+	"slices"
+
+	"github.com/spf13/cobra"
+
+	"github.com/uvmbuild/uvmbuild/builder/images"
+	"github.com/uvmbuild/uvmbuild/builder/lockfile"
+)
+
+// newLockCmd is `uvmbuild lock`: show, compare and fill uvmbuild.lock.
+func newLockCmd(o *Options) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "lock",
+		Short: "Show uvmbuild.lock (image digests and fetch checksums pinned for the recipe)",
+		Long: `Show uvmbuild.lock in the project directory: one line per entry with its
+digest, the number of fetched files it pins and the reference it was resolved
+from.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			l, err := lockfile.Read(filepath.Join(o.ProjectDir, lockfile.Name))
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			for _, n := range slices.Sorted(maps.Keys(l.Entries)) {
+				e := l.Entries[n]
+				d := e.Digest.String()
+				if d == "" {
+					d = "-"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%d files\t%s\n", n, d, len(e.Checksums), e.Ref)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&o.ProjectDir, "project-dir", "C", ".", "project directory holding uvmbuild.lock")
+
+	diff := &cobra.Command{
+		Use:   "diff OLD NEW",
+		Short: "Compare two lock files; exit status 3 when they differ",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			a, err := lockfile.Read(args[0])
+			if err != nil {
+				return err
+			}
+			b, err := lockfile.Read(args[1])
+			if err != nil {
+				return err
+			}
+			ch := lockfile.Diff(a, b)
+			for _, c := range ch {
+				fmt.Fprintln(cmd.OutOrStdout(), c)
+			}
+			if len(ch) > 0 {
+				return differsError(fmt.Errorf("%s and %s differ in %d entries", args[0], args[1], len(ch)))
+			}
+			return nil
+		},
+	}
+
+	var insecure, update bool
+	pull := &cobra.Command{
+		Use:   "pull NAME REF",
+		Short: "Resolve an image reference once, pin its digest under NAME and import it into the cache",
+		Long: `Resolve REF (a registry reference, with or without @sha256:…) to a manifest
+digest, record it in uvmbuild.lock under NAME (an existing, different entry is
+an error unless --update), and import the image into the cache's image store,
+verifying every blob. Afterwards builds need no network for this image.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, ref := args[0], args[1]
+			if name == "" {
+				return usageError(errors.New("pull: NAME is empty"))
+			}
+			dir, err := o.cacheDir()
+			if err != nil {
+				return err
+			}
+			lock := lockfile.Open(filepath.Join(o.ProjectDir, lockfile.Name))
+			if update {
+				if err := lock.Remove(name); err != nil {
+					return err
+				}
+			}
+			store := &images.Store{Dir: dir, Lock: lock}
+			src := images.Source{Name: name, Ref: ref, Insecure: insecure}
+			d, err := store.Resolve(cmd.Context(), src)
+			if err != nil {
+				return err
+			}
+			if _, err := store.Image(cmd.Context(), src, d); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s\t%s\n", name, d)
+			return nil
+		},
+	}
+	pull.Flags().BoolVar(&insecure, "insecure", false, "allow a plain-HTTP registry")
+	pull.Flags().BoolVar(&update, "update", false, "re-resolve REF and replace the locked digest (a deliberate update)")
+	pull.Flags().StringVarP(&o.ProjectDir, "project-dir", "C", ".", "project directory holding uvmbuild.lock")
+	pull.Flags().StringVar(&o.CacheDir, "cache-dir", "", "cache directory (default $UVMBUILD_CACHE, else $XDG_CACHE_HOME/uvmbuild, else ~/.cache/uvmbuild)")
+	cmd.AddCommand(diff, pull)
+	return cmd
+}

@@ -1,0 +1,86 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/uvmbuild/uvmbuild/builder/lockfile"
+)
+
+func runLock(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := newLockCmd(&Options{Environ: []string{"HOME=" + t.TempDir()}})
+	var out bytes.Buffer
+	cmd.SetArgs(args)
+	cmd.SetOut(&out)
+	cmd.SetErr(io.Discard)
+	err := cmd.ExecuteContext(context.Background())
+	return out.String(), err
+}
+
+func TestLockPullShowDiff(t *testing.T) {
+	srv := httptest.NewServer(registry.New(registry.Logger(log.New(io.Discard, "", 0))))
+	defer srv.Close()
+	ref := strings.TrimPrefix(srv.URL, "http://") + "/base:1"
+	img, err := random.Image(1024, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, _ := name.ParseReference(ref)
+	if err := remote.Write(r, img); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := img.Digest()
+	proj := t.TempDir()
+	cache := t.TempDir()
+	out, err := runLock(t, "pull", "base", ref, "-C", proj, "--cache-dir", cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != "base\t"+want.String()+"\n" {
+		t.Errorf("pull printed %q", out)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "images", "oci", want.Hex, "index.json")); err != nil {
+		t.Errorf("image not imported into the store: %v", err)
+	}
+	out, err = runLock(t, "-C", proj)
+	if err != nil || !strings.HasPrefix(out, "base\t"+want.String()) {
+		t.Errorf("lock: %q, %v", out, err)
+	}
+
+	old := filepath.Join(t.TempDir(), "old.lock")
+	b, _ := os.ReadFile(filepath.Join(proj, lockfile.Name))
+	os.WriteFile(old, b, 0o644)
+
+	// The tag moves; pull keeps the lock, --update replaces it.
+	img2, _ := random.Image(1024, 1)
+	remote.Write(r, img2)
+	if out, err := runLock(t, "pull", "base", ref, "-C", proj, "--cache-dir", cache); err != nil || !strings.Contains(out, want.String()) {
+		t.Errorf("pull after retag: %q, %v", out, err)
+	}
+	want2, _ := img2.Digest()
+	if out, err := runLock(t, "pull", "--update", "base", ref, "-C", proj, "--cache-dir", cache); err != nil || !strings.Contains(out, want2.String()) {
+		t.Errorf("pull --update: %q, %v", out, err)
+	}
+	out, err = runLock(t, "diff", old, filepath.Join(proj, lockfile.Name))
+	var ee *ExitError
+	if !errors.As(err, &ee) || ee.Code != ExitDiffers || !strings.Contains(out, "~ base") {
+		t.Errorf("diff: %q, %v", out, err)
+	}
+	if _, err := runLock(t, "diff", old, old); err != nil {
+		t.Errorf("diff of equal locks: %v", err)
+	}
+}
