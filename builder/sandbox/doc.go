@@ -13,7 +13,9 @@
 //   - a fixed environment built by the caller (nothing from the host), a
 //     fixed hostname, umask 022, uid 0 with a small capability set, no new
 //     privileges, memory, pids and open-file limits;
-//   - stdin from /dev/null; stdout and stderr to the step's log.
+//   - stdin from /dev/null; stdout and stderr to the step's log (runc copies
+//     them through separate pipes, so lines of the two streams may be
+//     interleaved slightly out of order).
 //
 // A timeout or a cancelled context kills the container (runc kill KILL) and
 // deletes its state (runc delete --force) under context.WithoutCancel, so no

@@ -235,7 +235,9 @@ grep CapEff /proc/self/status | cut -f2 > /out/capeff`)
 
 func TestFailureReportsLogTail(t *testing.T) {
 	f := newFixture(t)
-	s, _ := f.spec(t, `i=0; while [ $i -lt 2000 ]; do echo "noise line $i"; i=$((i+1)); done; echo "compiler said: missing header foo.h" >&2; exit 3`)
+	// All on stderr: runc copies the container's stdout and stderr through
+	// separate pipes, so their relative order is not kept.
+	s, _ := f.spec(t, `i=0; while [ $i -lt 2000 ]; do echo "noise line $i" >&2; i=$((i+1)); done; echo "compiler said: missing header foo.h" >&2; exit 3`)
 	err := sandbox.Run(context.Background(), s)
 	var ee *sandbox.ExitError
 	if !errors.As(err, &ee) {
