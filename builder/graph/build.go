@@ -316,10 +316,6 @@ func (b *builder) fetchOrRun(ctx context.Context, n *node, force bool) (*outcome
 			return &outcome{manifest: m, cached: true, log: b.existingLog(n.key)}, nil
 		}
 	}
-	if err := b.sem.Acquire(ctx, 1); err != nil {
-		return nil, context.Cause(ctx)
-	}
-	defer b.sem.Release(1)
 	unlock, err := b.opts.Store.LockAction(ctx, n.key)
 	if err != nil {
 		if ctx.Err() != nil {

@@ -43,9 +43,15 @@ func (b *builder) run(ctx context.Context, n *node) (*Manifest, error) {
 			return nil, err
 		}
 	}
+	// Inputs are placed before taking a job slot: placing may rebuild an
+	// upstream step (corrupt blob), which needs a slot of its own.
 	if err := b.prepareInputs(ctx, n, filepath.Join(tmp, "in"), x.Inputs); err != nil {
 		return nil, err
 	}
+	if err := b.sem.Acquire(ctx, 1); err != nil {
+		return nil, context.Cause(ctx)
+	}
+	defer b.sem.Release(1)
 
 	logPath := b.absLog(logRel(key))
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {

@@ -206,3 +206,47 @@ func helperBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDeepRepairWithOneJob corrupts every blob of a chain; reading the
+// last output back rebuilds the whole chain, one job slot at a time,
+// without deadlocking on nested repairs.
+func TestDeepRepairWithOneJob(t *testing.T) {
+	e := newEnv(t)
+	c := newCounter()
+	var prev *graph.Step
+	var steps []*graph.Step
+	for i := range 4 {
+		s := step(c, fmt.Sprintf("s%d", i), fmt.Sprint(i))
+		if prev != nil {
+			s.Inputs = []graph.Input{from("in", prev)}
+		}
+		steps = append(steps, s)
+		prev = s
+	}
+	o := e.opts()
+	o.Jobs = 1
+	if _, err := graph.Build(context.Background(), []*graph.Step{prev}, o); err != nil {
+		t.Fatal(err)
+	}
+	blobs, _ := filepath.Glob(filepath.Join(e.dir, "blobs", "sha256", "*", "*"))
+	for _, b := range blobs {
+		corrupt(t, b)
+	}
+	last := step(c, "last", "L", from("in", prev))
+	res, err := graph.Build(context.Background(), []*graph.Step{last}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range steps {
+		if c.count(s.ID) != 2 {
+			t.Errorf("%s ran %d times, want 2", s.ID, c.count(s.ID))
+		}
+	}
+	out := t.TempDir()
+	if _, err := res.Materialize(context.Background(), out, []graph.Artifact{{Step: last, Output: "out.txt", As: "l"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, filepath.Join(out, "l")); got != "L3210" {
+		t.Errorf("l = %q", got)
+	}
+}
