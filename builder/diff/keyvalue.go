@@ -82,7 +82,7 @@ func compareSmall(ctx context.Context, r *Report, o *Options, a, b string, da, d
 			}
 			compareKeyValues(r, o, "", ma, mb)
 			if r.Same() && !bytes.Equal(da, db) {
-				r.add(o.MaxItems, Item{Where: "same keys and values, different bytes (formatting)", Detail: unified(a, b, da, db)})
+				r.add(o.MaxItems, Item{Where: "same keys and values, different bytes (formatting)", Detail: unified(r.A, r.B, da, db)})
 			}
 			return
 		}
@@ -92,7 +92,7 @@ func compareSmall(ctx context.Context, r *Report, o *Options, a, b string, da, d
 			r.Kind = "verity-info"
 			compareKeyValues(r, o, "", ma, mb)
 			if r.Same() && !bytes.Equal(da, db) {
-				r.add(o.MaxItems, Item{Where: "same fields, different bytes (formatting)", Detail: unified(a, b, da, db)})
+				r.add(o.MaxItems, Item{Where: "same fields, different bytes (formatting)", Detail: unified(r.A, r.B, da, db)})
 			}
 			return
 		}
@@ -100,7 +100,7 @@ func compareSmall(ctx context.Context, r *Report, o *Options, a, b string, da, d
 	if isText(da) && isText(db) {
 		r.Kind = "text"
 		if !bytes.Equal(da, db) {
-			r.add(o.MaxItems, Item{Where: "content", Detail: unified(a, b, da, db)})
+			r.add(o.MaxItems, Item{Where: "content", Detail: unified(r.A, r.B, da, db)})
 		}
 		return
 	}

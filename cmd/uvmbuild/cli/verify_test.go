@@ -227,7 +227,7 @@ func TestVerifyDeterministic(t *testing.T) {
 func TestVerifyFindsNondeterminism(t *testing.T) {
 	for _, tc := range []struct{ target, step, entry, detail string }{
 		{"date", "stamp", "stamp/date.txt", "-built "},
-		{"rand", "tmpname", "files/tmp-", "only in"},
+		{"rand", "tmpname", "files/tmp-", "+ (none)"},
 		{"umask", "perms", "perms/config", "0600"},
 	} {
 		t.Run(tc.target, func(t *testing.T) {
@@ -240,6 +240,11 @@ func TestVerifyFindsNondeterminism(t *testing.T) {
 			}
 			if !strings.Contains(out, "action "+tc.step+" output "+tc.entry) {
 				t.Errorf("differing entry %s not named:\n%s", tc.entry, out)
+			}
+			// The structured diff of the files (fetched from both caches)
+			// or the entry metadata shows the cause.
+			if !strings.Contains(out, tc.detail) {
+				t.Errorf("output lacks %q:\n%s", tc.detail, out)
 			}
 			if strings.Contains(out, "FIRST DIVERGING ACTION downstream") {
 				t.Errorf("downstream step reported first:\n%s", out)
