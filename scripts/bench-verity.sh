@@ -10,6 +10,8 @@
 # Needs cryptsetup-bin (veritysetup) and time (/usr/bin/time).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The ratio is only meaningful on an otherwise idle machine: it reports the
+# load average so a loaded run is recognisable.
 size_mib=${SIZE_MIB:-1024}
 runs=${RUNS:-3}
 for tool in veritysetup /usr/bin/time; do
@@ -25,14 +27,15 @@ uuid=12345678-9abc-def0-1234-56789abcdef0
 extra=()
 [ "${NOSB:-0}" = 1 ] && extra=(--no-superblock)
 
-# measure NAME CMD...: appends "seconds maxrss_kib" to $work/NAME.
+# measure NAME CMD...: appends "seconds maxrss_kib cpu_seconds" to $work/res.NAME.
 measure() {
 	local name=$1
 	shift
 	rm -f "$work/hash.$name"
 	/usr/bin/time -v -o "$work/time.txt" "$@" >/dev/null
 	awk -F': ' '/Elapsed \(wall clock\)/ { n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; printf "%s ", s }
-		/Maximum resident set size/ { print $2 }' "$work/time.txt" >>"$work/res.$name"
+		/User time/ { u = $2 } /System time/ { sy = $2 }
+		/Maximum resident set size/ { m = $2 } END { print m, u + sy }' "$work/time.txt" >>"$work/res.$name"
 }
 for _ in $(seq "$runs"); do
 	measure veritysetup veritysetup format "$work/data" "$work/hash.veritysetup" --salt "$salt" --uuid "$uuid" "${extra[@]}"
@@ -41,9 +44,10 @@ done
 cmp "$work/hash.veritysetup" "$work/hash.uvmbuild" || { echo "bench-verity.sh: hash files differ" >&2; exit 1; }
 med() { sort -n -k"$2" "$work/res.$1" | awk -v k="$2" '{ v[NR] = $k } END { print v[int((NR + 1) / 2)] }'; }
 vs_t=$(med veritysetup 1) ub_t=$(med uvmbuild 1) vs_m=$(med veritysetup 2) ub_m=$(med uvmbuild 2)
-echo "data: ${size_mib} MiB, $(nproc) CPUs, runs: $runs, hash files identical"
-awk -v a="$vs_t" -v b="$ub_t" -v am="$vs_m" -v bm="$ub_m" -v mib="$size_mib" 'BEGIN {
-	printf "veritysetup format: %.2f s (%.0f MiB/s), peak RSS %.1f MiB\n", a, mib / a, am / 1024
-	printf "uvmbuild verity:    %.2f s (%.0f MiB/s), peak RSS %.1f MiB\n", b, mib / b, bm / 1024
-	printf "speed ratio (veritysetup time / uvmbuild time): %.2fx\n", a / b
+vs_c=$(med veritysetup 3) ub_c=$(med uvmbuild 3)
+echo "data: ${size_mib} MiB, $(nproc) CPUs, runs: $runs, hash files identical, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+awk -v a="$vs_t" -v b="$ub_t" -v am="$vs_m" -v bm="$ub_m" -v ac="$vs_c" -v bc="$ub_c" -v mib="$size_mib" 'BEGIN {
+	printf "veritysetup format: %.2f s (%.0f MiB/s), CPU %.2f s, peak RSS %.1f MiB\n", a, mib / a, ac, am / 1024
+	printf "uvmbuild verity:    %.2f s (%.0f MiB/s), CPU %.2f s, peak RSS %.1f MiB\n", b, mib / b, bc, bm / 1024
+	printf "speed ratio (veritysetup time / uvmbuild time): %.2fx; CPU time ratio %.2f\n", a / b, ac / bc
 }'

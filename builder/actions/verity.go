@@ -120,7 +120,7 @@ func (Verity) Run(ctx context.Context, x *graph.Exec) error {
 	if err != nil {
 		return err
 	}
-	res, err := verity.Format(ctx, &fileReader{f: f}, st.Size(), hf, vp)
+	res, err := verity.FormatFile(ctx, f, 0, st.Size(), hf, vp)
 	if cerr := hf.Close(); err == nil {
 		err = cerr
 	}
@@ -159,17 +159,4 @@ func declared(s *graph.Step, name string) bool {
 		}
 	}
 	return false
-}
-
-// fileReader reads a file sequentially with pread (the derivation pass
-// shares the descriptor).
-type fileReader struct {
-	f   *os.File
-	off int64
-}
-
-func (r *fileReader) Read(b []byte) (int, error) {
-	n, err := r.f.ReadAt(b, r.off)
-	r.off += int64(n)
-	return n, err
 }

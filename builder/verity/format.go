@@ -6,6 +6,7 @@ import (
 	"hash"
 	"io"
 	"runtime"
+	"runtime/debug"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -49,6 +50,12 @@ func Format(ctx context.Context, data io.Reader, dataSize int64, hash io.WriterA
 
 // run is Format with a worker count (0 = GOMAXPROCS), for tests.
 func run(ctx context.Context, data io.Reader, dataSize int64, out io.WriterAt, p Params, workers int) (*Result, error) {
+	return runSource(ctx, data, nil, dataSize, out, p, workers)
+}
+
+// runSource hashes from data, or, when m is set, from memory maps of the
+// data file (data is then unused).
+func runSource(ctx context.Context, data io.Reader, m *mapper, dataSize int64, out io.WriterAt, p Params, workers int) (*Result, error) {
 	p = p.withDefaults()
 	nh, err := p.validate()
 	if err != nil {
@@ -83,7 +90,7 @@ func run(ctx context.Context, data io.Reader, dataSize int64, out io.WriterAt, p
 		workers = runtime.GOMAXPROCS(0)
 	}
 	workers = min(workers, maxWorkers)
-	digests, err := hashData(ctx, data, n, p, nh, workers, l.digestSize)
+	digests, err := hashData(ctx, data, m, n, p, nh, workers, l.digestSize)
 	if err != nil {
 		return nil, err
 	}
@@ -182,6 +189,23 @@ func (t *tree) finish() ([]byte, error) {
 	return t.root, nil
 }
 
+// hashBlocks returns the concatenated digests of the blocks of buf.
+func hashBlocks(h hash.Hash, salt, buf []byte, bs, ds int) (out []byte, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("data changed while it was hashed (memory fault: %v)", r)
+		}
+	}()
+	out = make([]byte, 0, len(buf)/bs*ds)
+	for i := 0; i < len(buf); i += bs {
+		h.Reset()
+		h.Write(salt)
+		h.Write(buf[i : i+bs])
+		out = h.Sum(out)
+	}
+	return out, nil
+}
+
 // digestStream yields data-block digests in order.
 type digestStream struct {
 	seq  func(yield func([]byte) bool)
@@ -190,14 +214,16 @@ type digestStream struct {
 }
 
 type job struct {
-	buf    []byte
+	buf    []byte // the data, or nil when the worker maps it
+	start  int64  // byte offset of the job in the data
 	blocks int
 	out    chan []byte // receives the job's concatenated digests
 }
 
-// hashData reads n blocks from data and hashes them on workers goroutines.
-// The returned stream yields the digests in data order.
-func hashData(ctx context.Context, data io.Reader, n uint64, p Params, nh func() hash.Hash, workers, ds int) (*digestStream, error) {
+// hashData reads n blocks from data (or has the workers map them through
+// m) and hashes them on workers goroutines. The returned stream yields the
+// digests in data order.
+func hashData(ctx context.Context, data io.Reader, m *mapper, n uint64, p Params, nh func() hash.Hash, workers, ds int) (*digestStream, error) {
 	bs := int(p.DataBlockSize)
 	perJob := max(1, jobBytes/bs)
 	parent := ctx
@@ -214,21 +240,24 @@ func hashData(ctx context.Context, data io.Reader, n uint64, p Params, nh func()
 		defer close(work)
 		defer close(order)
 		for left := n; left > 0; {
-			var buf []byte
-			select {
-			case buf = <-free:
-			case <-gctx.Done():
-				return gctx.Err()
-			}
 			k := int(min(uint64(perJob), left))
-			if buf == nil {
-				buf = make([]byte, perJob*bs)
-			}
-			if _, err := io.ReadFull(data, buf[:k*bs]); err != nil {
-				return fmt.Errorf("reading data block %d: %w", n-left, err)
+			j := job{start: int64(n-left) * int64(bs), blocks: k, out: make(chan []byte, 1)}
+			if m == nil {
+				var buf []byte
+				select {
+				case buf = <-free:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				if buf == nil {
+					buf = make([]byte, perJob*bs)
+				}
+				if _, err := io.ReadFull(data, buf[:k*bs]); err != nil {
+					return fmt.Errorf("reading data block %d: %w", n-left, err)
+				}
+				j.buf = buf
 			}
 			left -= uint64(k)
-			j := job{buf: buf, blocks: k, out: make(chan []byte, 1)}
 			select {
 			case order <- j.out:
 			case <-gctx.Done():
@@ -245,15 +274,28 @@ func hashData(ctx context.Context, data io.Reader, n uint64, p Params, nh func()
 	for range workers {
 		g.Go(func() error {
 			h := nh()
+			if m != nil {
+				// A mapped file truncated under us faults: make that an
+				// error of this goroutine, not a crash.
+				defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+			}
 			for j := range work {
-				out := make([]byte, 0, j.blocks*ds)
-				for i := range j.blocks {
-					h.Reset()
-					h.Write(p.Salt)
-					h.Write(j.buf[i*bs : (i+1)*bs])
-					out = h.Sum(out)
+				buf := j.buf
+				if m != nil {
+					var err error
+					if buf, err = m.mapRange(j.start, j.blocks*bs); err != nil {
+						return err
+					}
 				}
-				free <- j.buf
+				out, err := hashBlocks(h, p.Salt, buf[:j.blocks*bs], bs, ds)
+				if m != nil {
+					m.unmap(buf)
+				} else {
+					free <- j.buf
+				}
+				if err != nil {
+					return fmt.Errorf("hashing data at offset %d: %w", j.start, err)
+				}
 				j.out <- out
 			}
 			return nil

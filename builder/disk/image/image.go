@@ -267,7 +267,7 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 	var finals [][2]string // temp → destination
 	if o.Measured {
 		p2 := layout.Partitions[1]
-		vr, err := verity.Format(ctx, io.NewSectionReader(img, p1.Start, p1.Size), p1.Size, io.NewOffsetWriter(img, p2.Start), vp)
+		vr, err := verity.FormatFile(ctx, img, p1.Start, p1.Size, io.NewOffsetWriter(img, p2.Start), vp)
 		if err != nil {
 			return nil, fmt.Errorf("image: verity: %w", err)
 		}

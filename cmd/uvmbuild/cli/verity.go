@@ -113,7 +113,7 @@ func runVerity(cmd *cobra.Command, dataPath, hashPath string, o verityOptions) e
 	var res *verity.Result
 	format := func(f *os.File) error {
 		var err error
-		res, err = verity.Format(ctx, &preadReader{f: data}, size, f, p)
+		res, err = verity.FormatFile(ctx, data, 0, size, f, p)
 		return err
 	}
 	if st, serr := os.Stat(hashPath); serr == nil && st.Mode()&os.ModeDevice != 0 {
@@ -144,19 +144,6 @@ func runVerity(cmd *cobra.Command, dataPath, hashPath string, o verityOptions) e
 	}
 	_, err = fmt.Fprint(cmd.OutOrStdout(), info.Text())
 	return err
-}
-
-// preadReader reads f sequentially from offset 0 with pread, so the
-// derivation pass above does not need a seek.
-type preadReader struct {
-	f   *os.File
-	off int64
-}
-
-func (s *preadReader) Read(b []byte) (int, error) {
-	n, err := s.f.ReadAt(b, s.off)
-	s.off += int64(n)
-	return n, err
 }
 
 // createReplacing creates dst through a temp file beside it: write, fsync,
