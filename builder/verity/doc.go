@@ -22,7 +22,9 @@
 // worker per CPU (at most 16); an in-order committer packs the digests into
 // one partial hash block per level and writes each block once it is full.
 // Memory is 2·workers+2 MiB of buffers whatever the data size; nothing but
-// the hash device is written.
+// the hash device is written. [FormatFile] does the same on a file region,
+// with each worker mapping its 1 MiB job from the page cache and unmapping
+// it after hashing: no copy, no reader, one job per worker resident.
 //
 // # Determinism
 //
