@@ -116,17 +116,26 @@ func verifyLayer(i int, l v1.Layer, desc v1.Descriptor, diffID v1.Hash, consume 
 	defer rc.Close()
 	ch := sha256.New()
 	cr := &countReader{r: io.TeeReader(rc, ch)}
-	plain, closeFn, err := decompress(bufio.NewReaderSize(cr, 1<<16))
+	br := bufio.NewReaderSize(cr, 1<<20)
+	plain, closeFn, err := decompress(br)
 	if err != nil {
 		return fmt.Errorf("layer %d (%s): %w", i, desc.Digest, err)
 	}
 	defer closeFn()
-	uh := sha256.New()
-	tarErr := consume(io.TeeReader(plain, uh))
+	var uh hash.Hash
+	var ur io.Reader
+	if plain == io.Reader(br) {
+		// Uncompressed: the diffID is the digest; hash the bytes once.
+		uh, ur = ch, plain
+	} else {
+		uh = sha256.New()
+		ur = io.TeeReader(plain, uh)
+	}
+	tarErr := consume(ur)
 	// Drain whatever follows the end-of-archive marker so both digests
 	// cover every byte; a digest mismatch explains a broken tar better than
 	// the tar error, so it is reported first.
-	_, plainErr := io.Copy(uh, plain)
+	_, plainErr := io.Copy(io.Discard, ur)
 	if _, err := io.Copy(io.Discard, cr); err != nil {
 		return fmt.Errorf("layer %d (%s): %w", i, desc.Digest, err)
 	}
