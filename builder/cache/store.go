@@ -343,6 +343,16 @@ func (s *Store) LinkFile(ctx context.Context, d digest.Digest, mode fs.FileMode,
 	return nil
 }
 
+// IsStored reports whether path already is the stored file of blob d with
+// mode (the same inode), without reading it: materialisation uses it to
+// leave unchanged artifacts alone.
+func (s *Store) IsStored(d digest.Digest, mode fs.FileMode, path string) bool {
+	if checkDigest(d) != nil {
+		return false
+	}
+	return sameFile(s.blobPath(d, mode), path)
+}
+
 // variant returns the verified path of blob d with mode, creating that
 // mode's copy from another mode's if needed.
 func (s *Store) variant(ctx context.Context, d digest.Digest, mode fs.FileMode) (string, error) {

@@ -79,6 +79,9 @@ func (r *Result) Materialize(ctx context.Context, outDir string, arts []Artifact
 		recs = append(recs, rec)
 
 		dst := filepath.Join(outDir, filepath.FromSlash(a.As))
+		if b.inPlace(dst, entries, a.Output == "") {
+			continue
+		}
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return nil, fmt.Errorf("artifact %s: %w", a.As, err)
 		}
@@ -184,4 +187,64 @@ func Clean(outDir string, names []string) error {
 		removeAll(aside)
 	}
 	return nil
+}
+
+// inPlace reports whether dst already holds exactly entries (files as the
+// stored inodes, same directories, modes and symlinks, nothing else), so
+// that a no-op build does not touch the output directory. bare means the
+// entries have no "." root (a whole output directory).
+func (b *builder) inPlace(dst string, entries []Entry, bare bool) bool {
+	sc, ok := b.opts.Store.(storedChecker)
+	if !ok {
+		return false
+	}
+	want := map[string]Entry{}
+	for _, e := range entries {
+		want[e.Path] = e
+	}
+	if bare {
+		want["."] = Entry{Path: ".", Type: "dir", Mode: 0o755}
+	}
+	matches := func(rel, p string, fi os.FileInfo) bool {
+		e, ok := want[rel]
+		if !ok {
+			return false
+		}
+		switch {
+		case fi.Mode().IsRegular():
+			return e.Type == "file" && sc.IsStored(e.Digest, e.Mode, p)
+		case fi.IsDir():
+			return e.Type == "dir" && unixPerm(fi.Mode()) == e.Mode
+		case fi.Mode()&os.ModeSymlink != 0:
+			t, err := os.Readlink(p)
+			return e.Type == "symlink" && err == nil && t == e.Target
+		}
+		return false
+	}
+	fi, err := os.Lstat(dst)
+	if err != nil || !matches(".", dst, fi) {
+		return false
+	}
+	if !fi.IsDir() {
+		return len(want) == 1
+	}
+	seen := 1
+	ok = true
+	_ = filepath.Walk(dst, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			ok = false
+			return err
+		}
+		if p == dst {
+			return nil
+		}
+		rel, _ := filepath.Rel(dst, p)
+		if !matches(filepath.ToSlash(rel), p, fi) {
+			ok = false
+			return filepath.SkipAll
+		}
+		seen++
+		return nil
+	})
+	return ok && seen == len(want)
 }

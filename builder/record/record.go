@@ -136,6 +136,11 @@ func Write(path string, b *Build) error {
 	if err != nil {
 		return err
 	}
+	// A no-op build records the same bytes: leave the file (and its
+	// fsync) alone.
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
+		return nil
+	}
 	return writeAtomic(path, data, 0o644)
 }
 
