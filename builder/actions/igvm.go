@@ -185,9 +185,12 @@ func (e *IGVM) Run(ctx context.Context, x *graph.Exec) error {
 	if !ok {
 		return fmt.Errorf("IGVM step %s: no %q input", s.ID, IGVMInputKernel)
 	}
-	if gp.Kernel, err = os.ReadFile(kpath); err != nil {
+	kernel, release, err := igvmgen.MapFile(kpath)
+	if err != nil {
 		return fmt.Errorf("IGVM step %s: kernel: %w", s.ID, err)
 	}
+	defer release()
+	gp.Kernel = kernel
 	gp.KernelName = IGVMInputKernel
 	if rd, ok := x.Inputs[IGVMInputInitrd]; ok {
 		if gp.Initrd, err = os.ReadFile(rd); err != nil {

@@ -98,9 +98,12 @@ func runIgvm(cmd *cobra.Command, o igvmOptions) error {
 	p.VTL, p.SVME, p.EncryptedPage, p.PvalidateOpt = o.vtl, o.svme, o.enc, o.pvalidate
 	p.Cmdline = []byte(o.cmdline)
 	var err error
-	if p.Kernel, err = os.ReadFile(o.kernel); err != nil {
+	kernel, release, err := igvmgen.MapFile(o.kernel)
+	if err != nil {
 		return fmt.Errorf("kernel: %w", err)
 	}
+	defer release()
+	p.Kernel = kernel
 	p.KernelName = o.kernel
 	if o.initrd != "" {
 		if p.Initrd, err = os.ReadFile(o.initrd); err != nil {
