@@ -43,6 +43,12 @@
 // SOURCE_DATE_EPOCH). A failing command returns a *sandbox.ExitError that
 // carries the log tail; a timeout a *sandbox.TimeoutError.
 //
+// Normalisation fixes the metadata of the output files, not what a tool
+// writes inside them: a step that archives files must clamp their times
+// itself (GNU tar --mtime=@$SOURCE_DATE_EPOCH --clamp-mtime --sort=name
+// --numeric-owner). And because it drops owners and setuid bits, a root
+// file system leaves a step as a tar, never as a directory tree.
+//
 // # Fetch steps
 //
 // Fetch steps are the only steps with network. Each file is declared with
