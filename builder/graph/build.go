@@ -181,9 +181,18 @@ func (b *builder) emit(e progress.Event) {
 	b.sink.Event(e)
 }
 
+// warn reports a problem the build recovers from: as a progress event
+// when there is a sink (the renderer shows it), else to the logger.
 func (b *builder) warn(msg string, args ...any) {
-	b.log.Warn(msg, args...)
-	b.emit(progress.Event{Kind: progress.Warning, Error: fmt.Sprintf("%s %v", msg, args)})
+	if _, discard := b.sink.(progress.Discard); discard {
+		b.log.Warn(msg, args...)
+		return
+	}
+	text := msg
+	for i := 0; i+1 < len(args); i += 2 {
+		text += fmt.Sprintf(" %v=%v", args[i], args[i+1])
+	}
+	b.emit(progress.Event{Kind: progress.Warning, Error: text})
 }
 
 // process drives one node: wait for its dependencies, compute its key,

@@ -244,8 +244,8 @@ func (t *TTY) redraw() {
 		if r.desc != "" {
 			l += ": " + r.desc
 		}
-		if len(l) > t.width-1 {
-			l = l[:t.width-2] + "…"
+		if r := []rune(l); len(r) > t.width-1 {
+			l = string(r[:t.width-2]) + "…"
 		}
 		fmt.Fprintln(t.w, l)
 		t.drawn++
