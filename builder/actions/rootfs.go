@@ -111,5 +111,15 @@ func (Rootfs) Run(ctx context.Context, x *graph.Exec) error {
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(x.OutDir, "summary.json"), append(b, '\n'), 0o644)
+	sumPath := filepath.Join(x.OutDir, "summary.json")
+	if err := os.WriteFile(sumPath, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	// Output modes are recorded: set them, whatever the umask.
+	for _, p := range []string{outPath, sumPath} {
+		if err := os.Chmod(p, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }

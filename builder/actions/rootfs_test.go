@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -58,6 +59,11 @@ func TestRootfsAction(t *testing.T) {
 		if err := (Rootfs{}).Run(context.Background(), &graph.Exec{Step: s, Inputs: map[string]string{"rootfs": in}, OutDir: out, TempDir: dir}); err != nil {
 			t.Fatal(err)
 		}
+		for _, f := range []string{"rootfs.tar", "summary.json"} {
+			if fi, err := os.Stat(filepath.Join(out, f)); err != nil || fi.Mode().Perm() != 0o644 {
+				t.Errorf("%s: mode %v, %v", f, fi.Mode(), err)
+			}
+		}
 		b, _ := os.ReadFile(filepath.Join(out, "rootfs.tar"))
 		sum, _ := os.ReadFile(filepath.Join(out, "summary.json"))
 		return string(sum), b
@@ -67,7 +73,9 @@ func TestRootfsAction(t *testing.T) {
 		{Name: "./etc/passwd-", Typeflag: tar.TypeReg, Mode: 0o600},
 		{Name: "./etc/machine-id", Typeflag: tar.TypeReg, Mode: 0o444},
 	}, time.Unix(5000, 0))
+	old := syscall.Umask(0o077) // the outputs' modes must not follow the umask
 	_, b := run(nil, time.Unix(9000, 0))
+	syscall.Umask(old)
 	if !bytes.Equal(a, b) {
 		t.Error("run-dependent files or times reached the tar")
 	}

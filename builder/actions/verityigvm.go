@@ -97,7 +97,16 @@ func (e *VerityIGVM) Run(ctx context.Context, x *graph.Exec) error {
 		return err
 	}
 	if writeCmdline {
-		return os.WriteFile(filepath.Join(x.OutDir, VerityIGVMOutputCmdline), []byte(cmdline), 0o644)
+		if err := os.WriteFile(filepath.Join(x.OutDir, VerityIGVMOutputCmdline), []byte(cmdline), 0o644); err != nil {
+			return err
+		}
+	}
+	// Output modes are recorded in the manifest: fix them whatever the
+	// umask the files were created under.
+	for _, o := range s.Outputs {
+		if err := os.Chmod(filepath.Join(x.OutDir, filepath.FromSlash(o)), 0o644); err != nil {
+			return err
+		}
 	}
 	return nil
 }

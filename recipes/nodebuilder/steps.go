@@ -107,7 +107,8 @@ func fileStep(id, desc, name string, content []byte) *graph.Step {
 			if err := os.WriteFile(out, content, 0o644); err != nil {
 				return fmt.Errorf("writing %s: %w", name, err)
 			}
-			return nil
+			// The mode is part of the output: not the umask's to decide.
+			return os.Chmod(out, 0o644)
 		}),
 	}
 }
