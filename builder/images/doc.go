@@ -19,9 +19,14 @@
 // used.
 //
 // Store.Rootfs unpacks an image into a root file system cached by image
-// digest. Unpack applies whiteouts (through mutate.Extract), refuses entries
-// whose path leaves the root or goes through a symlink, relative links whose
-// target escapes the root and hard links to outside it, and keeps owners
+// digest, in one pass per layer that also re-hashes it. Layers are applied
+// bottom first, as a runtime does: whiteouts remove lower-layer entries,
+// opaque whiteouts empty a directory of lower-layer content, an entry of
+// another type replaces what was there. Unpacking refuses entries whose path
+// leaves the root or goes through a symlink (also one from a lower layer:
+// layers that write through a symlinked directory are refused, not
+// resolved), relative links whose target escapes the root and hard links to
+// outside it, and keeps owners
 // (numeric, lchown before chmod so setuid/setgid survive), modes, file
 // capabilities and times. Device nodes are skipped (the runtime provides
 // /dev). It creates the mount points the sandbox needs (/in, /out, /tmp,

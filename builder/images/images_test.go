@@ -411,3 +411,74 @@ func TestUnpackTarRefusesSymlinkParents(t *testing.T) {
 		t.Error("wrote through the symlink")
 	}
 }
+
+// TestLayerSemantics applies several layers the way a container runtime
+// does.
+func TestLayerSemantics(t *testing.T) {
+	needRoot(t)
+	lower := []entry{
+		{name: "etc/", typ: tar.TypeDir, mode: 0o755},
+		{name: "etc/owned", body: "owned"},
+		{name: "etc/hard", typ: tar.TypeLink, link: "etc/owned"},
+		{name: "var/", typ: tar.TypeDir},
+		{name: "var/cache/", typ: tar.TypeDir},
+		{name: "var/cache/old1", body: "old"},
+		{name: "var/cache/sub/", typ: tar.TypeDir},
+		{name: "var/cache/sub/old2", body: "old"},
+		{name: "opt/was-dir/", typ: tar.TypeDir},
+		{name: "opt/was-dir/x", body: "x"},
+		{name: "opt/was-file", body: "file"},
+		{name: "srv/", typ: tar.TypeDir, mode: 0o755},
+	}
+	upper := []entry{
+		{name: "etc/.wh.owned", body: ""},
+		{name: "var/cache/kept-before-marker", body: "new"},
+		{name: "var/cache/.wh..wh..opq", body: ""},
+		{name: "var/cache/new/deep", body: "new"},
+		{name: "opt/was-dir", body: "now a file"},
+		{name: "opt/was-file/", typ: tar.TypeDir},
+		{name: "opt/was-file/y", body: "y"},
+		{name: "srv/", typ: tar.TypeDir, mode: 0o700},
+	}
+	for _, comp := range []compression.Compression{compression.GZip, compression.ZStd} {
+		t.Run(string(comp), func(t *testing.T) {
+			s, _ := newStore(t)
+			dir := t.TempDir()
+			p, _ := layout.Write(dir, empty.Index)
+			if err := p.AppendImage(layerImage(t, comp, lower, upper)); err != nil {
+				t.Fatal(err)
+			}
+			root, _, err := s.RootfsFromLayout(context.Background(), dir, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			read := func(p string) string {
+				b, err := os.ReadFile(filepath.Join(root, p))
+				if err != nil {
+					return "<" + err.Error() + ">"
+				}
+				return string(b)
+			}
+			gone := func(p string) {
+				if _, err := os.Lstat(filepath.Join(root, p)); !errors.Is(err, os.ErrNotExist) {
+					t.Errorf("%s should be gone: %v", p, err)
+				}
+			}
+			gone("etc/owned")
+			if got := read("etc/hard"); got != "owned" {
+				t.Errorf("hard link to a whited-out file lost its content: %q", got)
+			}
+			gone("var/cache/old1")
+			gone("var/cache/sub")
+			if read("var/cache/kept-before-marker") != "new" || read("var/cache/new/deep") != "new" {
+				t.Errorf("opaque directory lost this layer's entries")
+			}
+			if read("opt/was-dir") != "now a file" || read("opt/was-file/y") != "y" {
+				t.Errorf("type changes not applied")
+			}
+			if fi, _ := os.Stat(filepath.Join(root, "srv")); fi.Mode().Perm() != 0o700 {
+				t.Errorf("upper layer's directory mode not applied: %v", fi.Mode())
+			}
+		})
+	}
+}

@@ -15,48 +15,62 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
 
 // mountPoints are created in every unpacked root so that runc never has to
 // create them in the shared, cached root.
 var mountPoints = []string{"in", "out", "tmp", "proc", "sys", "dev"}
 
-// Unpack flattens img (whiteouts applied) into dir, which must not exist.
-// See the package documentation for what is refused and what is kept. It
-// does not verify digests; unpackVerified does.
+// Unpack applies the layers of img, bottom first, to dir, which must not
+// exist: whiteouts remove what lower layers created, opaque whiteouts empty
+// a directory of lower-layer content. See the package documentation for
+// what is refused and what is kept. It does not verify digests;
+// unpackVerified does.
 func Unpack(ctx context.Context, img v1.Image, dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return fmt.Errorf("unpacking image: %w", err)
 	}
-	rc := mutate.Extract(img)
-	defer rc.Close()
-	if err := UnpackTar(ctx, rc, dir); err != nil {
+	layers, err := img.Layers()
+	if err != nil {
+		return fmt.Errorf("unpacking image: %w", err)
+	}
+	u := newUnpacker(ctx, dir)
+	for i, l := range layers {
+		rc, err := l.Uncompressed()
+		if err != nil {
+			return fmt.Errorf("unpacking image: layer %d: %w", i, err)
+		}
+		err = u.layer(i, rc)
+		rc.Close()
+		if err != nil {
+			return err
+		}
+	}
+	if err := u.finish(); err != nil {
 		return err
 	}
 	return addMountPoints(dir)
 }
 
-// unpackVerified verifies img and unpacks it into dir. A one-layer image
-// (what DebianImage writes, and most base images) is verified while it is
-// unpacked, in a single pass; several layers are verified first, then
-// flattened.
+// unpackVerified verifies img and unpacks it into dir in one pass: each
+// layer is hashed (compressed and uncompressed) while it is applied, and a
+// mismatch fails the whole unpack (the caller discards dir).
 func unpackVerified(ctx context.Context, img v1.Image, dir string) error {
 	m, cfg, layers, err := verifyMeta(img)
 	if err != nil {
 		return err
 	}
-	if len(layers) != 1 {
-		if err := Verify(ctx, img); err != nil {
-			return err
-		}
-		return Unpack(ctx, img, dir)
-	}
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return fmt.Errorf("unpacking image: %w", err)
 	}
-	unpack := func(r io.Reader) error { return UnpackTar(ctx, r, dir) }
-	if err := verifyLayer(0, layers[0], m.Layers[0], cfg.RootFS.DiffIDs[0], unpack); err != nil {
+	u := newUnpacker(ctx, dir)
+	for i, l := range layers {
+		apply := func(r io.Reader) error { return u.layer(i, r) }
+		if err := verifyLayer(i, l, m.Layers[i], cfg.RootFS.DiffIDs[i], apply); err != nil {
+			return err
+		}
+	}
+	if err := u.finish(); err != nil {
 		return err
 	}
 	return addMountPoints(dir)
@@ -74,64 +88,121 @@ func addMountPoints(dir string) error {
 	return nil
 }
 
-type dirTimes struct {
-	path  string
-	mtime time.Time
+// UnpackTar extracts one layer (or a flattened root file system tar) into
+// the existing directory dir, safely: entries are refused when their path
+// leaves dir or passes through a symlink, and when a link target escapes
+// dir. Whiteouts are applied against what dir already holds.
+func UnpackTar(ctx context.Context, r io.Reader, dir string) error {
+	u := newUnpacker(ctx, dir)
+	if err := u.layer(-1, r); err != nil {
+		return err
+	}
+	return u.finish()
 }
 
-// UnpackTar extracts a flattened root file system tar into the existing
-// directory dir, safely: entries are refused when their path leaves dir or
-// passes through a symlink, and when a link target escapes dir.
-func UnpackTar(ctx context.Context, r io.Reader, dir string) error {
+// unpacker applies layers to one root.
+type unpacker struct {
+	ctx context.Context
+	dir string
+	buf []byte
+	// dirs holds each directory's mtime, applied last: creating children
+	// changes it. The last layer to mention a directory wins.
+	dirs map[string]time.Time
+}
+
+func newUnpacker(ctx context.Context, dir string) *unpacker {
+	return &unpacker{ctx: ctx, dir: dir, buf: make([]byte, 1<<20), dirs: map[string]time.Time{}}
+}
+
+// layer applies one layer tar (index i, -1 when unknown).
+func (u *unpacker) layer(i int, r io.Reader) error {
 	tr := tar.NewReader(r)
-	buf := make([]byte, 1<<20)
-	var dirs []dirTimes
+	// Paths this layer created: an opaque whiteout must keep them.
+	mine := map[string]bool{}
 	for n := 0; ; n++ {
 		if n%256 == 0 {
-			if err := ctx.Err(); err != nil {
+			if err := u.ctx.Err(); err != nil {
 				return err
 			}
 		}
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
-			return fmt.Errorf("unpacking image: reading tar: %w", err)
+			return fmt.Errorf("layer %d: reading tar: %w", i, err)
 		}
 		if reason := checkEntry(hdr); reason != "" {
-			return &UnsafeEntryError{Layer: -1, Name: hdr.Name, Reason: reason}
+			return &UnsafeEntryError{Layer: i, Name: hdr.Name, Reason: reason}
 		}
 		rel := strings.TrimPrefix(path.Clean("/"+hdr.Name), "/")
-		if strings.HasPrefix(path.Base(rel), ".wh.") {
-			// Whiteouts only hide lower layers; in a flattened or single
-			// layer there is nothing below them.
-			continue
-		}
 		if rel == "" {
 			// The root itself: only its metadata.
 			if hdr.Typeflag == tar.TypeDir {
-				if err := setMeta(dir, hdr); err != nil {
+				if err := setMeta(u.dir, hdr); err != nil {
 					return err
 				}
-				dirs = append(dirs, dirTimes{dir, hdr.ModTime})
+				u.dirs[u.dir] = hdr.ModTime
 			}
 			continue
 		}
-		target := filepath.Join(dir, filepath.FromSlash(rel))
-		if err := ensureParents(dir, rel); err != nil {
-			return &UnsafeEntryError{Layer: -1, Name: hdr.Name, Reason: err.Error()}
+		if err := ensureParents(u.dir, rel); err != nil {
+			return &UnsafeEntryError{Layer: i, Name: hdr.Name, Reason: err.Error()}
 		}
-		if err := unpackEntry(tr, hdr, dir, target, buf); err != nil {
-			return fmt.Errorf("unpacking %q: %w", hdr.Name, err)
+		parent, base := path.Split(rel)
+		if base == ".wh..wh..opq" {
+			if err := u.opaque(parent, mine); err != nil {
+				return fmt.Errorf("layer %d: opaque whiteout %q: %w", i, hdr.Name, err)
+			}
+			continue
+		}
+		if name, ok := strings.CutPrefix(base, ".wh."); ok {
+			victim := filepath.Join(u.dir, filepath.FromSlash(parent+name))
+			if err := os.RemoveAll(victim); err != nil {
+				return fmt.Errorf("layer %d: whiteout %q: %w", i, hdr.Name, err)
+			}
+			continue
+		}
+		target := filepath.Join(u.dir, filepath.FromSlash(rel))
+		if err := unpackEntry(tr, hdr, u.dir, target, u.buf); err != nil {
+			return fmt.Errorf("layer %d: unpacking %q: %w", i, hdr.Name, err)
+		}
+		// The entry and its ancestors belong to this layer now.
+		for p := rel; p != "." && !mine[p]; p = path.Dir(p) {
+			mine[p] = true
 		}
 		if hdr.Typeflag == tar.TypeDir {
-			dirs = append(dirs, dirTimes{target, hdr.ModTime})
+			u.dirs[target] = hdr.ModTime
 		}
 	}
-	// Directory times last: creating children changed them.
-	for i := len(dirs) - 1; i >= 0; i-- {
-		if err := os.Chtimes(dirs[i].path, dirs[i].mtime, dirs[i].mtime); err != nil {
+}
+
+// opaque removes from directory parent (slash-terminated, relative) every
+// child that this layer did not create.
+func (u *unpacker) opaque(parent string, mine map[string]bool) error {
+	d := filepath.Join(u.dir, filepath.FromSlash(parent))
+	ents, err := os.ReadDir(d)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if mine[parent+e.Name()] {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(d, e.Name())); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish sets directory times.
+func (u *unpacker) finish() error {
+	for p, t := range u.dirs {
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			continue // removed by a later whiteout
+		}
+		if err := os.Chtimes(p, t, t); err != nil {
 			return fmt.Errorf("unpacking image: %w", err)
 		}
 	}
@@ -167,7 +238,9 @@ func unpackEntry(tr *tar.Reader, hdr *tar.Header, root, target string, buf []byt
 	// when a directory arrives (upper layer's metadata came first).
 	if fi, err := os.Lstat(target); err == nil {
 		if fi.IsDir() && hdr.Typeflag == tar.TypeDir {
-			return nil
+			// A directory again (from an upper layer): keep its content,
+			// take the new metadata.
+			return setMeta(target, hdr)
 		}
 		if err := os.RemoveAll(target); err != nil {
 			return err
