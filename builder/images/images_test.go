@@ -267,6 +267,7 @@ func TestUnsafeEntriesRefused(t *testing.T) {
 		"hardlink out":             {{name: "h", typ: tar.TypeLink, link: "../../etc/passwd"}},
 		"through symlink":          {{name: "etc", typ: tar.TypeSymlink, link: "/tmp/uvmbuild-unpack-victim"}, {name: "etc/passwd", body: "pwned"}},
 		"through relative symlink": {{name: "a/", typ: tar.TypeDir}, {name: "a/up", typ: tar.TypeSymlink, link: ".."}, {name: "a/up/x", body: "x"}},
+		"whiteout through symlink": {{name: "lib", typ: tar.TypeSymlink, link: "/tmp/uvmbuild-unpack-victim"}, {name: "lib/.wh.passwd", body: ""}},
 	}
 	for name, ents := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -432,6 +433,7 @@ func TestLayerSemantics(t *testing.T) {
 	}
 	upper := []entry{
 		{name: "etc/.wh.owned", body: ""},
+		{name: "nothere/.wh.x", body: ""},
 		{name: "var/cache/kept-before-marker", body: "new"},
 		{name: "var/cache/.wh..wh..opq", body: ""},
 		{name: "var/cache/new/deep", body: "new"},
@@ -465,6 +467,7 @@ func TestLayerSemantics(t *testing.T) {
 				}
 			}
 			gone("etc/owned")
+			gone("nothere")
 			if got := read("etc/hard"); got != "owned" {
 				t.Errorf("hard link to a whited-out file lost its content: %q", got)
 			}

@@ -146,10 +146,20 @@ func (u *unpacker) layer(i int, r io.Reader) error {
 			}
 			continue
 		}
-		if err := ensureParents(u.dir, rel); err != nil {
+		parent, base := path.Split(rel)
+		if strings.HasPrefix(base, ".wh.") {
+			// A whiteout never creates anything: nothing to hide when its
+			// directory is missing. Never follow a symlink to delete.
+			ok, err := parents(u.dir, rel, false)
+			if err != nil {
+				return &UnsafeEntryError{Layer: i, Name: hdr.Name, Reason: err.Error()}
+			}
+			if !ok {
+				continue
+			}
+		} else if err := ensureParents(u.dir, rel); err != nil {
 			return &UnsafeEntryError{Layer: i, Name: hdr.Name, Reason: err.Error()}
 		}
-		parent, base := path.Split(rel)
 		if base == ".wh..wh..opq" {
 			if err := u.opaque(parent, mine); err != nil {
 				return fmt.Errorf("layer %d: opaque whiteout %q: %w", i, hdr.Name, err)
@@ -212,25 +222,35 @@ func (u *unpacker) finish() error {
 // ensureParents makes sure every directory above rel exists under root and
 // is a real directory, never a symlink (which could lead outside root).
 func ensureParents(root, rel string) error {
+	_, err := parents(root, rel, true)
+	return err
+}
+
+// parents walks the directories above rel under root, refusing symlinks
+// and non-directories; missing ones are created when create is set, and
+// otherwise reported by ok == false.
+func parents(root, rel string, create bool) (ok bool, err error) {
 	parts := strings.Split(rel, "/")
 	cur := root
 	for _, p := range parts[:len(parts)-1] {
 		cur = filepath.Join(cur, p)
 		fi, err := os.Lstat(cur)
 		switch {
+		case errors.Is(err, fs.ErrNotExist) && !create:
+			return false, nil
 		case errors.Is(err, fs.ErrNotExist):
 			if err := os.Mkdir(cur, 0o755); err != nil {
-				return err
+				return false, err
 			}
 		case err != nil:
-			return err
+			return false, err
 		case fi.Mode()&fs.ModeSymlink != 0:
-			return fmt.Errorf("parent %q is a symlink", strings.TrimPrefix(cur, root))
+			return false, fmt.Errorf("parent %q is a symlink", strings.TrimPrefix(cur, root))
 		case !fi.IsDir():
-			return fmt.Errorf("parent %q is not a directory", strings.TrimPrefix(cur, root))
+			return false, fmt.Errorf("parent %q is not a directory", strings.TrimPrefix(cur, root))
 		}
 	}
-	return nil
+	return true, nil
 }
 
 func unpackEntry(tr *tar.Reader, hdr *tar.Header, root, target string, buf []byte) error {
