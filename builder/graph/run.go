@@ -11,8 +11,11 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/uvmbuild/uvmbuild/builder/progress"
 )
 
 // run executes n in a fresh scratch directory and stores its outputs. The
@@ -155,10 +158,13 @@ func (b *builder) materialise(ctx context.Context, up *node, output, dst string)
 func (b *builder) repair(ctx context.Context, up *node) error {
 	v, err, _ := b.flight.Do("repair:"+string(up.key), func() (any, error) {
 		_ = b.opts.Store.DeleteAction(ctx, up.key)
+		start := time.Now()
 		o, err := b.fetchOrRun(ctx, up, true)
 		if err != nil {
 			return nil, err
 		}
+		b.emit(progress.Event{Kind: progress.Done, Step: up.step.ID, Description: up.step.Meta.Description,
+			Key: string(up.key), Duration: time.Since(start), Log: b.absLog(o.log)})
 		return o.manifest, nil
 	})
 	if err != nil {
