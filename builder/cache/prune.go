@@ -179,6 +179,25 @@ func Prune(ctx context.Context, dir string, maxSize int64, opts ...Option) (*Pru
 			st.Blobs++
 		}
 	}
+	// Logs of runs that left no entry (failed or pruned) go too.
+	kept := map[string]bool{}
+	for _, a := range actions {
+		if _, err := os.Stat(a.path); err == nil {
+			kept[a.key] = true
+		}
+	}
+	_ = filepath.WalkDir(filepath.Join(s.dir, "logs"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && !kept[strings.TrimSuffix(d.Name(), ".log")] {
+			os.Remove(p)
+		}
+		return nil
+	})
+	// The graph's small bookkeeping (per-step key history for `plan`,
+	// remembered file digests) goes only when nothing else is left to cut.
+	if u, err := Usage(s.dir); err == nil && u > maxSize {
+		os.RemoveAll(filepath.Join(s.dir, "history"))
+		os.Remove(filepath.Join(s.dir, "filehashes.json"))
+	}
 	if st.After, err = Usage(s.dir); err != nil {
 		return nil, err
 	}

@@ -105,7 +105,7 @@ func newBuilder(roots []*Step, opts Options) (*builder, error) {
 	b := &builder{
 		opts: opts,
 		g:    g,
-		hash: newHasher(),
+		hash: newHasher(opts.WorkDir),
 		sem:  semaphore.NewWeighted(int64(jobs)),
 		sink: opts.Sink,
 		log:  opts.Logger,
@@ -147,6 +147,7 @@ func Build(ctx context.Context, roots []*Step, opts Options) (*Result, error) {
 		})
 	}
 	_ = eg.Wait()
+	b.hash.stat.save()
 
 	res := &Result{b: b}
 	var errs []error

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sync/singleflight"
@@ -23,6 +24,7 @@ import (
 // inode, so a file rewritten mid-build is hashed again), and a directory
 // input once per (path, ignore list).
 type hasher struct {
+	stat  *statCache // across builds; nil disables
 	mu    sync.Mutex
 	files map[fileID]fileSum
 	trees map[string]treeSum
@@ -46,8 +48,8 @@ type treeSum struct {
 	source string
 }
 
-func newHasher() *hasher {
-	return &hasher{files: map[fileID]fileSum{}, trees: map[string]treeSum{}}
+func newHasher(workDir string) *hasher {
+	return &hasher{stat: newStatCache(workDir), files: map[fileID]fileSum{}, trees: map[string]treeSum{}}
 }
 
 // hostPerm normalises host permission bits to what a checkout preserves:
@@ -89,6 +91,10 @@ func (h *hasher) input(ctx context.Context, p string, ignore []string) (digest.D
 }
 
 func (h *hasher) hashPath(ctx context.Context, root string, ignore []string) (digest.Digest, string, error) {
+	root, err := filepath.Abs(root)
+	if err != nil {
+		return "", "", err
+	}
 	fi, err := os.Stat(root)
 	if err != nil {
 		return "", "", err
@@ -184,11 +190,19 @@ func (h *hasher) file(p string, fi fs.FileInfo) (fileSum, error) {
 	if ok {
 		return s, nil
 	}
-	d, n, err := hashFile(p)
-	if err != nil {
-		return fileSum{}, err
+	if d, ok := h.stat.get(p, fi); ok {
+		s = fileSum{d, fi.Size()}
+	} else {
+		start := time.Now()
+		d, n, err := hashFile(p)
+		if err != nil {
+			return fileSum{}, err
+		}
+		s = fileSum{d, n}
+		if n == fi.Size() {
+			h.stat.put(p, fi, d, start)
+		}
 	}
-	s = fileSum{d, n}
 	h.mu.Lock()
 	h.files[id] = s
 	h.mu.Unlock()
