@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -104,9 +105,17 @@ is unreadable or of different targets, 2 usage.`,
 
 // perturbation is one way the second build differs from the first.
 type perturbation struct {
-	Name, Value string
-	Applied     bool
-	Note        string
+	Name    string `json:"name"`
+	Value   string `json:"value"`
+	Applied bool   `json:"applied"`
+	Note    string `json:"note,omitempty"`
+}
+
+func keptDir(kept bool, dir string) string {
+	if kept {
+		return dir
+	}
+	return ""
 }
 
 // buildRun is one invocation of uvmbuild.
@@ -245,7 +254,17 @@ func runVerify(ctx context.Context, stdout, stderr io.Writer, spec, extra []stri
 		return err
 	}
 	if o.json {
-		if err := printReports(stdout, []*diff.Report{rr.Report}, true); err != nil {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			Reproducible  bool           `json:"reproducible"`
+			First         string         `json:"firstDivergingAction,omitempty"`
+			SameInputs    bool           `json:"sameInputs,omitempty"`
+			Diverging     []string       `json:"divergingActions,omitempty"`
+			Perturbations []perturbation `json:"perturbations"`
+			Report        *diff.Report   `json:"report"`
+			Kept          string         `json:"keptIn,omitempty"`
+		}{rr.Same(), rr.First, rr.SameInputs, rr.Diverging, perts, rr.Report, keptDir(!rr.Same(), work)}); err != nil {
 			return err
 		}
 	} else {
@@ -267,11 +286,15 @@ func runVerify(ctx context.Context, stdout, stderr io.Writer, spec, extra []stri
 		}
 	}
 	if rr.Same() {
-		fmt.Fprintln(stdout, "reproducible: every action's outputs are identical")
+		if !o.json {
+			fmt.Fprintln(stdout, "reproducible: every action's outputs are identical")
+		}
 		return nil
 	}
 	keep = true
-	fmt.Fprintf(stdout, "builds kept in %s\n", work)
+	if !o.json {
+		fmt.Fprintf(stdout, "builds kept in %s\n", work)
+	}
 	return differsError(fmt.Errorf("not reproducible: first diverging action %s (%d action(s) differ)", rr.First, len(rr.Diverging)))
 }
 

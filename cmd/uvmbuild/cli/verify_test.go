@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -292,5 +293,33 @@ func TestVerifySample(t *testing.T) {
 	err = runVerify(t.Context(), &out, &errOut, []string{"all", "COUNT=3"}, nil, o)
 	if exitCode(badInput(err)) != ExitFailed || !strings.Contains(err.Error(), "COUNT") {
 		t.Errorf("against other vars: %v", err)
+	}
+}
+
+func TestVerifyJSONAndBuildFailure(t *testing.T) {
+	var out, errOut strings.Builder
+	o := verifyOptions{exe: os.Args[0], cacheDir: t.TempDir(), maxItems: 50, env: []string{testBuildEnv + "=1"},
+		projectDir: t.TempDir(), tmpDir: t.TempDir(), json: true}
+	err := runVerify(t.Context(), &out, &errOut, []string{"date"}, nil, o)
+	if exitCode(err) != ExitDiffers {
+		t.Fatalf("exit %d: %v", exitCode(err), err)
+	}
+	var res struct {
+		Reproducible bool
+		First        string `json:"firstDivergingAction"`
+		SameInputs   bool
+		Kept         string `json:"keptIn"`
+	}
+	if err := json.Unmarshal([]byte(out.String()), &res); err != nil {
+		t.Fatalf("JSON: %v\n%s", err, out.String())
+	}
+	if res.Reproducible || res.First != "stamp" || !res.SameInputs || res.Kept == "" {
+		t.Errorf("result %+v", res)
+	}
+	// A failing build is exit 1, not "differs".
+	out.Reset()
+	err = runVerify(t.Context(), &out, &errOut, []string{"no-such-target"}, nil, o)
+	if exitCode(badInput(err)) != ExitFailed || !strings.Contains(err.Error(), "build 1 failed") {
+		t.Errorf("failing build: %v", err)
 	}
 }
