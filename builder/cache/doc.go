@@ -16,6 +16,7 @@
 //	                             the same step at once
 //	logs/, history/, tmp/        the graph's step logs, per-step key history
 //	                             and run scratch space
+//	filehashes.json              the graph's remembered host file digests
 //
 // Every write goes to a temp file in the destination directory, is fsynced
 // and renamed into place, and an action entry is written only after the

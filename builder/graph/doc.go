@@ -12,7 +12,11 @@
 // (paths, types, exec bits, contents, symlink targets; Ignore patterns
 // excluded), an upstream output by the digests and exact modes in its
 // manifest — so a step whose rebuild gives identical bytes does not
-// invalidate what follows it. Host inputs are hashed once per build.
+// invalidate what follows it. Host inputs are hashed once per build, and
+// their digests are remembered across builds (WorkDir/filehashes.json,
+// keyed by path, device, inode, size, mtime and ctime, never trusted for a
+// file modified within two seconds of being hashed), so a no-op build does
+// not re-read a large source tree.
 //
 // Build walks the graph in topological order with one goroutine per step
 // (errgroup), at most Jobs steps running or hashing at once (a weighted
