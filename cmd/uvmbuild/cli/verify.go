@@ -358,7 +358,8 @@ func verifyFetcher(dir string, runs [2]buildRun) func(context.Context, int, stri
 }
 
 // copyTree copies the tree at src to dst (hard links for files where
-// possible, else copies), skipping the absolute paths in skip.
+// possible, else copies), skipping the absolute paths in skip and
+// directories holding a build.json (out/ directories).
 func copyTree(src, dst string, skip []string) error {
 	return filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
@@ -380,6 +381,12 @@ func copyTree(src, dst string, skip []string) error {
 		}
 		switch {
 		case d.IsDir():
+			// Output directories of earlier builds are not inputs.
+			if p != src {
+				if _, err := os.Stat(filepath.Join(p, record.FileName)); err == nil {
+					return filepath.SkipDir
+				}
+			}
 			if err := os.MkdirAll(t, 0o755); err != nil {
 				return err
 			}
