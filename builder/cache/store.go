@@ -75,7 +75,12 @@ func Open(ctx context.Context, dir string, opts ...Option) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.lock.TryRLockContext(ctx, lockPoll); err != nil {
+	ok, err := s.lock.TryRLock()
+	if err == nil && !ok {
+		s.log.Warn("cache: waiting for 'uvmbuild cache prune' to finish", "dir", s.dir)
+		_, err = s.lock.TryRLockContext(ctx, lockPoll)
+	}
+	if err != nil {
 		return nil, fmt.Errorf("cache directory %s: locking: %w", dir, err)
 	}
 	return s, nil

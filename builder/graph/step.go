@@ -62,8 +62,11 @@ type Input struct {
 	// Blob is inline content (e.g. a generated config file), presented to
 	// the executor as a read-only regular file and keyed by its content.
 	Blob []byte
-	// Path is a host file or directory tree; it is keyed by content (and file
-	// modes), never by its path or timestamps.
+	// Path is a host file or directory tree; it is keyed by content and
+	// executable bits (not other mode bits, owners, paths or timestamps,
+	// which a checkout does not preserve). The executor gets the path
+	// itself, read-only by contract, and must not let other metadata leak
+	// into its outputs.
 	Path string
 	// Ignore lists slash-separated glob patterns (path.Match, matched against
 	// each path relative to Path and against each base name) excluded from a
