@@ -5,10 +5,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 
 	"github.com/spf13/cobra"
 
 	"github.com/uvmbuild/uvmbuild/builder/attest"
+	"github.com/uvmbuild/uvmbuild/builder/record"
 )
 
 func newProvenanceCmd() *cobra.Command {
@@ -40,7 +43,7 @@ func runProvenanceWrite(w io.Writer, dir string) error {
 	if !ok {
 		return fmt.Errorf("%w: no readable build record in %s", attest.ErrBadInput, dir)
 	}
-	if err := attest.WriteProvenance(rec, dir, attest.ProvenanceOptions{}); err != nil {
+	if err := WriteProvenance(rec, dir); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, filepath.Join(dir, attest.ProvenanceFile))
@@ -62,4 +65,32 @@ func runProvenanceCheck(w io.Writer, file string) error {
 		}
 	}
 	return nil
+}
+
+// WriteProvenance writes outDir/provenance.intoto.json for the build b,
+// naming this uvmbuild binary (module version, VCS revision, Go version) as
+// the builder. The build command calls it after writing build.json.
+func WriteProvenance(b *record.Build, outDir string) error {
+	return attest.WriteProvenance(b, outDir, attest.ProvenanceOptions{BuilderVersion: builderVersion()})
+}
+
+// builderVersion describes the running binary from its build information.
+func builderVersion() map[string]string {
+	v := map[string]string{"go": runtime.Version()}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	if bi.Main.Version != "" {
+		v["uvmbuild"] = bi.Main.Version
+	}
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			v["vcs.revision"] = s.Value
+		case "vcs.modified":
+			v["vcs.modified"] = s.Value
+		}
+	}
+	return v
 }
