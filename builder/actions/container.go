@@ -93,6 +93,9 @@ func decodeParams(s graph.Spec, v any) error {
 // inputName is what may follow /in/.
 var inputName = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]*$`)
 
+// envName is a portable environment variable name.
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
 // fixedEnv lists the variables every step gets; only PATH may be overridden.
 var fixedEnv = []string{"SOURCE_DATE_EPOCH", "TZ", "LC_ALL", "LANG", "HOME", "TMPDIR"}
 
@@ -197,7 +200,7 @@ func containerCommand(p ContainerParams) ([]string, []string, error) {
 		if slices.Contains(fixedEnv, k) {
 			return nil, nil, fmt.Errorf("container step env: %s is fixed and cannot be set", k)
 		}
-		if k == "" || !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(k) {
+		if !envName.MatchString(k) {
 			return nil, nil, fmt.Errorf("container step env: invalid variable name %q", k)
 		}
 		env[k] = v

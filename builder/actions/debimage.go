@@ -149,7 +149,11 @@ func (d *DebianImage) Run(ctx context.Context, x *graph.Exec) error {
 		"TMPDIR=" + x.TempDir,
 	}
 	cmd.Stdout, cmd.Stderr = x.Log, x.Log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// mmdebstrap bind-mounts host /dev nodes, /sys and /proc into its
+	// chroot. In a private mount namespace those mounts die with it, even
+	// when it is killed, so removing the temporary directory can never
+	// reach the host's /dev.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Unshareflags: syscall.CLONE_NEWNS}
 	// Kill the whole group (apt, dpkg, hooks) on cancel.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 10 * time.Second

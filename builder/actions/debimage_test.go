@@ -2,10 +2,12 @@ package actions_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -103,4 +105,59 @@ func tail(s string) string {
 		return s[len(s)-4000:]
 	}
 	return s
+}
+
+// TestDebianImageCancelNetwork cancels mmdebstrap while its chroot has
+// /dev, /sys and /proc mounted: the mounts vanish with it (private mount
+// namespace), so nothing is left mounted and removing the scratch directory
+// cannot touch the host.
+func TestDebianImageCancelNetwork(t *testing.T) {
+	if os.Getenv("UVMBUILD_NETWORK_TESTS") != "1" {
+		t.Skip("set UVMBUILD_NETWORK_TESTS=1 to run mmdebstrap against the configured Debian mirror (network, minutes)")
+	}
+	needContainers(t)
+	if _, err := exec.LookPath("mmdebstrap"); err != nil {
+		t.Skip("mmdebstrap not installed")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	step := &graph.Step{ID: "img", Outputs: []string{"image"}, Exec: &actions.DebianImage{},
+		Spec: actions.DebianImageSpec(actions.DebianImageParams{Suite: "bookworm", SourceDateEpoch: testEpoch})}
+	base := t.TempDir()
+	out, tmp := filepath.Join(base, "out"), filepath.Join(base, "tmp")
+	os.Mkdir(out, 0o755)
+	os.Mkdir(tmp, 0o700)
+	log := &cancelOn{marker: "installing essential packages", cancel: cancel}
+	err := step.Exec.Run(ctx, &graph.Exec{Step: step, OutDir: out, TempDir: tmp, Log: log})
+	if !log.fired {
+		t.Fatalf("mmdebstrap finished before the cancel point: %v", err)
+	}
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	mi, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(mi), base) {
+		t.Errorf("mounts left under %s:\n%s", base, mi)
+	}
+	if fi, err := os.Stat("/dev/null"); err != nil || fi.Mode()&os.ModeCharDevice == 0 {
+		t.Fatalf("/dev/null damaged: %v %v", fi, err)
+	}
+}
+
+// cancelOn cancels 2 s after its marker first appears in the log.
+type cancelOn struct {
+	mu     sync.Mutex
+	marker string
+	cancel context.CancelFunc
+	fired  bool
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.fired && strings.Contains(string(p), c.marker) {
+		c.fired = true
+		time.AfterFunc(2*time.Second, c.cancel)
+	}
+	return len(p), nil
 }

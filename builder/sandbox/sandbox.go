@@ -236,6 +236,8 @@ func validate(s *Spec) error {
 	if s.Bundle == "" {
 		return errors.New("container spec: no bundle directory")
 	}
+	// Work on a copy: the caller's slice is not ours to rewrite.
+	s.Inputs = append([]Mount(nil), s.Inputs...)
 	for i, m := range s.Inputs {
 		if !strings.HasPrefix(m.Dest, "/in/") || strings.Contains(m.Dest[4:], "..") || m.Dest == "/in/" {
 			return fmt.Errorf("container input %q: destination %q must be /in/<name>", m.Source, m.Dest)
