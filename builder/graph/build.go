@@ -340,8 +340,6 @@ func (b *builder) fetchOrRun(ctx context.Context, n *node, force bool) (*outcome
 			return &outcome{manifest: m, cached: true, log: b.existingLog(n.key)}, nil
 		}
 	}
-	b.emit(progress.Event{Kind: progress.Start, Step: n.step.ID, Description: n.step.Meta.Description, Key: string(n.key),
-		Log: b.absLog(logRel(n.key))})
 	m, err := b.run(ctx, n)
 	if err != nil {
 		return nil, err

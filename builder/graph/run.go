@@ -55,6 +55,8 @@ func (b *builder) run(ctx context.Context, n *node) (*Manifest, error) {
 		return nil, context.Cause(ctx)
 	}
 	defer b.sem.Release(1)
+	b.emit(progress.Event{Kind: progress.Start, Step: n.step.ID, Description: n.step.Meta.Description, Key: string(key),
+		Log: b.absLog(logRel(key))})
 
 	logPath := b.absLog(logRel(key))
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
