@@ -36,7 +36,7 @@ var allowed = map[string][]string{
 	"recipes/":         {"recipes", "builder/graph", "builder/actions", "builder/lockfile", "builder/images", "policy", "github.com/opencontainers/go-digest"},
 	"policy":           {"github.com/open-policy-agent/opa/", "github.com/opencontainers/go-digest"},
 	"builder/graph":    {"builder/progress", "builder/record", "github.com/opencontainers/go-digest", "golang.org/x/sync/", "golang.org/x/sys/unix"},
-	"builder/cache":    {"github.com/opencontainers/go-digest", "github.com/gofrs/flock"},
+	"builder/cache":    {"github.com/opencontainers/go-digest", "github.com/gofrs/flock", "golang.org/x/sys/unix"},
 	"builder/progress": {"golang.org/x/term"},
 	"builder/record":   {"github.com/opencontainers/go-digest"},
 	"builder/lockfile": {"github.com/opencontainers/go-digest"},

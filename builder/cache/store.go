@@ -19,6 +19,7 @@ import (
 
 	"github.com/gofrs/flock"
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 // Store is a cache directory opened for use by a build. It holds a shared
@@ -235,12 +236,28 @@ func (s *Store) PutAction(ctx context.Context, key digest.Digest, manifest []byt
 		}
 		uniq = append(uniq, b)
 	}
+	// Durability barrier: every blob written so far (renamed in by
+	// PutFile without its own fsync) reaches the disk before the entry
+	// that refers to it.
+	if err := s.syncfs(); err != nil {
+		return fmt.Errorf("action %s: flushing blobs: %w", key, err)
+	}
 	hdr, err := json.Marshal(entryHeader{Sum: digest.FromBytes(manifest), Blobs: uniq})
 	if err != nil {
 		return err
 	}
 	data := append(append(hdr, '\n'), manifest...)
 	return writeFileAtomic(s.actionPath(key), data, 0o644)
+}
+
+// syncfs flushes the file system holding the cache.
+func (s *Store) syncfs() error {
+	f, err := os.Open(s.dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return unix.Syncfs(int(f.Fd()))
 }
 
 // DeleteAction removes the entry for key, if any.
@@ -297,12 +314,13 @@ func (s *Store) PutFile(ctx context.Context, path string, mode fs.FileMode) (dig
 	}
 	st, _ := fi.Sys().(*syscall.Stat_t)
 	if st != nil && st.Nlink == 1 {
-		// Sole owner of the inode: fsync and rename it into place.
-		if err := f.Sync(); err == nil {
-			if err := os.Chmod(path, goMode(mode)); err == nil {
-				if err := os.Rename(path, dst); err == nil {
-					return d, n, nil
-				}
+		// Sole owner of the inode: rename it into place. It is made
+		// durable by PutAction's barrier before any entry refers to it
+		// (one syncfs instead of an fsync per file: steps can output
+		// thousands of small files).
+		if err := os.Chmod(path, goMode(mode)); err == nil {
+			if err := os.Rename(path, dst); err == nil {
+				return d, n, nil
 			}
 		}
 	}
