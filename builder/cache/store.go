@@ -346,6 +346,11 @@ func (s *Store) LinkFile(ctx context.Context, d digest.Digest, mode fs.FileMode,
 	if sameFile(src, dst) {
 		return nil
 	}
+	// A new name is linked directly (the common case: filling a scratch
+	// directory); an existing one is replaced through a temp name.
+	if err := os.Link(src, dst); err == nil {
+		return nil
+	}
 	tmp := tempName(dst)
 	if err := os.Link(src, tmp); err != nil {
 		// Another file system, or links not allowed: copy.
