@@ -98,6 +98,8 @@ func (a azureLinux) kernelRPMs(p *planner) *graph.Step {
 	return a.fetchGroups(p, p.uvmTarget()+"/kernel-rpms", "kernel-uvm and kernel-uvm-devel (pinned)", []string{"kernel-uvm"})
 }
 
+func (azureLinux) kernelDescription() string { return "kernel-uvm (pinned in the package index)" }
+
 // kernelStep takes bzImage from kernel-uvm (/usr/share/cloud-hypervisor)
 // and the kernel version from kernel-uvm-devel (set_uvm_kernel_vars).
 func (a azureLinux) kernelStep(p *planner, id string) *graph.Step {

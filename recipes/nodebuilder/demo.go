@@ -16,6 +16,7 @@ import (
 const (
 	demoSuite         = "bookworm"
 	demoKernelRelease = "6.1.0-50-cloud-amd64"
+	demoKernelVersion = "6.1.176-1"
 )
 
 var demoKernelDebs = []struct {
@@ -141,6 +142,10 @@ func (demo) kernelDebs(p *planner) *graph.Step {
 			Exec:    p.w.fetch(id, files),
 		}
 	})
+}
+
+func (demo) kernelDescription() string {
+	return "Debian linux-image-" + demoKernelRelease + " " + demoKernelVersion
 }
 
 func (d demo) kernelStep(p *planner, id string) *graph.Step {

@@ -37,5 +37,7 @@ type flavour interface {
 	chronyConf() string
 	chronyUnit() string
 	kernelStep(p *planner, id string) *graph.Step
+	// kernelDescription names the guest kernel for the build record.
+	kernelDescription() string
 	tarfsStep(p *planner, id string) *graph.Step
 }

@@ -198,6 +198,7 @@ func (r *Recipe) Plan(ctx context.Context, env recipes.Env, targets []string, va
 				return nil, fmt.Errorf("IGVM steps: %w", err)
 			}
 			plan.Record["iasl.version"] = p.iasl
+			plan.Record["kernel"] = r.fl.kernelDescription()
 		}
 		plan.Artifacts = append(plan.Artifacts, p.uvmArtifacts()...)
 	}
