@@ -179,16 +179,18 @@ func compareDisk(ctx context.Context, a, b string, r *Report, o *Options) error 
 	type area struct {
 		name       string
 		start, end int64
+		ext4       *ext4Layout
 	}
 	var areas []area
 	if okA {
 		for _, p := range partsA {
-			areas = append(areas, area{fmt.Sprintf("partition %d", p.Index), int64(p.StartLBA) * 512, int64(p.StartLBA+p.NumSectors) * 512})
+			areas = append(areas, area{fmt.Sprintf("partition %d", p.Index), int64(p.StartLBA) * 512, int64(p.StartLBA+p.NumSectors) * 512, nil})
 		}
 	} else {
-		areas = append(areas, area{"file system", 0, 1 << 62})
+		areas = append(areas, area{"file system", 0, 1 << 62, nil})
 	}
-	for _, ar := range areas {
+	for i := range areas {
+		ar := &areas[i]
 		ha, hb := make([]byte, 2048), make([]byte, 2048)
 		na, _ := fa.ReadAt(ha, ar.start)
 		nb, _ := fb.ReadAt(hb, ar.start)
@@ -196,6 +198,7 @@ func compareDisk(ctx context.Context, a, b string, r *Report, o *Options) error 
 		switch {
 		case isExt4(ha) && isExt4(hb):
 			compareFields(r, o, ar.name+" ext4 superblock", ext4Fields, ha[1024:2048], hb[1024:2048])
+			ar.ext4 = readExt4Layout(fa, ar.start)
 		case isVeritySB(ha) && isVeritySB(hb):
 			compareFields(r, o, ar.name+" dm-verity superblock", veritySBFields, ha[:512], hb[:512])
 		case isExt4(ha) != isExt4(hb) || isVeritySB(ha) != isVeritySB(hb):
@@ -215,9 +218,12 @@ func compareDisk(ctx context.Context, a, b string, r *Report, o *Options) error 
 	name := func(br byteRange) string {
 		for _, ar := range areas {
 			if br.Off < ar.end && ar.start < br.Off+br.Len {
-				first := (max(br.Off, ar.start) - ar.start) / blockSize
-				last := (min(br.Off+br.Len, ar.end) - ar.start - 1) / blockSize
-				return fmt.Sprintf("(%s, blocks %d-%d of the partition)", ar.name, first, last)
+				lo, hi := max(br.Off, ar.start)-ar.start, min(br.Off+br.Len, ar.end)-ar.start
+				s := fmt.Sprintf("(%s, blocks %d-%d of the partition", ar.name, lo/blockSize, (hi-1)/blockSize)
+				if ar.ext4 != nil {
+					s += ": ext4 " + ar.ext4.describe(lo, hi-lo)
+				}
+				return s + ")"
 			}
 		}
 		if br.Off < 512 {
