@@ -234,6 +234,26 @@ func compareDisk(ctx context.Context, a, b string, r *Report, o *Options) error 
 	for _, it := range binaryItems(st, fa, fb, name) {
 		r.add(o.MaxItems, it)
 	}
+	// Down to the file: the inodes and files behind differing ext4 blocks.
+	for _, ar := range areas {
+		if ar.ext4 == nil {
+			continue
+		}
+		var rel []byteRange
+		for _, br := range st.Ranges {
+			lo, hi := max(br.Off, ar.start), min(br.Off+br.Len, ar.end)
+			if lo < hi {
+				rel = append(rel, byteRange{lo - ar.start, hi - lo})
+			}
+		}
+		if len(rel) == 0 {
+			continue
+		}
+		for _, it := range ext4Explain(ar.ext4, fa, fb, ar.start, rel, 20) {
+			it.Where = ar.name + " " + it.Where
+			r.add(o.MaxItems, it)
+		}
+	}
 	return nil
 }
 

@@ -97,23 +97,43 @@ func readExt4Layout(r io.ReaderAt, off int64) *ext4Layout {
 	return l
 }
 
-// inodeExtents returns the block runs of inode ino (extent tree of depth
-// at most 1), or nil.
+// inodeExtents returns the block runs of inode ino, or nil.
 func (l *ext4Layout) inodeExtents(r io.ReaderAt, off int64, ino uint32) []blockRun {
-	if ino == 0 || int64(ino) > int64(len(l.groups))*l.inodesPerGroup {
+	inode := l.inode(r, off, int64(ino))
+	if inode == nil {
 		return nil
 	}
-	g := int64(ino-1) / l.inodesPerGroup
-	idx := int64(ino-1) % l.inodesPerGroup
-	inode := make([]byte, l.inodeSize)
-	if _, err := r.ReadAt(inode, off+l.groups[g].inodeTable*l.blockSize+idx*l.inodeSize); err != nil || len(inode) < 0x28+60 {
+	runs, _ := l.extents(r, off, inode)
+	return runs
+}
+
+// inode reads inode ino's bytes, or nil.
+func (l *ext4Layout) inode(r io.ReaderAt, off, ino int64) []byte {
+	if ino <= 0 || ino > int64(len(l.groups))*l.inodesPerGroup || l.inodeSize < 0x80 {
 		return nil
 	}
-	var runs []blockRun
+	g := (ino - 1) / l.inodesPerGroup
+	idx := (ino - 1) % l.inodesPerGroup
+	buf := make([]byte, l.inodeSize)
+	if _, err := r.ReadAt(buf, off+l.groups[g].inodeTable*l.blockSize+idx*l.inodeSize); err != nil {
+		return nil
+	}
+	return buf
+}
+
+// maxExtentDepth bounds the extent tree walk (ext4 allows 5 levels).
+const maxExtentDepth = 5
+
+// extents returns the data block runs of an inode using extents and the
+// blocks of its extent tree's index and leaf nodes.
+func (l *ext4Layout) extents(r io.ReaderAt, off int64, inode []byte) (runs []blockRun, tree []int64) {
+	le := binary.LittleEndian
+	if le.Uint32(inode[0x20:])&0x80000 == 0 { // EXT4_EXTENTS_FL
+		return nil, nil
+	}
 	var walk func(node []byte, depth int)
 	walk = func(node []byte, depth int) {
-		le := binary.LittleEndian
-		if len(node) < 12 || le.Uint16(node) != 0xF30A || depth > 1 {
+		if len(node) < 12 || le.Uint16(node) != 0xF30A || depth > maxExtentDepth {
 			return
 		}
 		n := int(le.Uint16(node[2:]))
@@ -129,6 +149,7 @@ func (l *ext4Layout) inodeExtents(r io.ReaderAt, off int64, ino uint32) []blockR
 				continue
 			}
 			child := int64(le.Uint16(e[8:]))<<32 | int64(le.Uint32(e[4:]))
+			tree = append(tree, child)
 			buf := make([]byte, l.blockSize)
 			if _, err := r.ReadAt(buf, off+child*l.blockSize); err == nil {
 				walk(buf, depth+1)
@@ -136,7 +157,7 @@ func (l *ext4Layout) inodeExtents(r io.ReaderAt, off int64, ino uint32) []blockR
 		}
 	}
 	walk(inode[0x28:0x28+60], 0)
-	return runs
+	return runs, tree
 }
 
 func (l *ext4Layout) hasBackup(g int64) bool {

@@ -52,6 +52,12 @@ func TestExt4Blocks(t *testing.T) {
 	ino := debugfsNum(t, fs, "imap /hello.txt", regexp.MustCompile(`Inode (\d+)`))
 	itBlock := debugfsNum(t, fs, "imap /hello.txt", regexp.MustCompile(`located at block (\d+)`))
 	journal := debugfsNum(t, fs, "bmap <8> 100", num)
+	imap, _ := exec.Command("debugfs", "-R", "imap /hello.txt", fs).Output()
+	m := regexp.MustCompile(`offset 0x([0-9a-f]+)`).FindSubmatch(imap)
+	if m == nil {
+		t.Fatalf("debugfs imap: no offset in %q", imap)
+	}
+	inodeOff, _ := strconv.ParseInt(string(m[1]), 16, 64)
 
 	// MBR: partition 1 at 1 MiB holding the file system.
 	fsData, err := os.ReadFile(fs)
@@ -75,13 +81,17 @@ func TestExt4Blocks(t *testing.T) {
 		block int64
 		want  string
 	}{
-		{dataBlock, "ext4 data"},
+		{dataBlock, "ext4 data block " + strconv.FormatInt(dataBlock, 10) + ":\n  - inode " + strconv.FormatInt(ino, 10) + ", file block 0 /hello.txt"},
 		{itBlock, "ext4 inode table (group 0, inodes "},
 		{journal, "ext4 journal"},
 		{0, "ext4 superblock"},
 	} {
 		mod := bytes.Clone(img)
 		off := int64(1<<20) + tc.block*4096 + 1100
+		if tc.block == itBlock {
+			// Inside the file's inode: its i_mtime.
+			off = int64(1<<20) + tc.block*4096 + inodeOff + 0x10
+		}
 		mod[off] ^= 0x80
 		b := writeFile(t, dir, "b.img", mod)
 		r, err := Files(context.Background(), a, b, nil)
@@ -91,6 +101,9 @@ func TestExt4Blocks(t *testing.T) {
 		txt := reportText(r)
 		if !strings.Contains(txt, tc.want) {
 			t.Errorf("block %d: report lacks %q:\n%s", tc.block, tc.want, txt)
+		}
+		if tc.block == itBlock && !strings.Contains(txt, "partition 1 ext4 inode "+strconv.FormatInt(ino, 10)+" /hello.txt\n") {
+			t.Errorf("inode %d /hello.txt not named:\n%s", ino, txt)
 		}
 		if tc.block == itBlock {
 			// The named inode range holds the file's inode.
