@@ -11,7 +11,10 @@
 //   - veritysetup's root_hash.txt: field by field.
 //   - disk images: the MBR partition table, each partition's ext4 or
 //     dm-verity superblock field by field, then the differing byte ranges
-//     named by partition and 4 KiB block.
+//     named by partition, 4 KiB block and ext4 structure (superblock, group
+//     descriptors, bitmaps, inode table, journal, data), and down to the
+//     file: differing inodes with their paths and fields, the owners of
+//     differing data blocks.
 //   - tar archives (plain, gzip or zstd): per entry path, type, mode, owner,
 //     mtime, size and content digest, then a unified diff for small text
 //     files.
