@@ -168,17 +168,30 @@ func (s *Store) GetAction(ctx context.Context, key digest.Digest) ([]byte, error
 		return nil, err
 	}
 	p := s.actionPath(key)
-	data, err := os.ReadFile(p)
+	f, err := os.Open(p)
 	if err != nil {
 		return nil, fmt.Errorf("action %s: %w", key, err)
 	}
-	h, manifest, err := parseEntry(data)
+	fi, err := f.Stat()
+	var data []byte
+	if err == nil {
+		data = make([]byte, fi.Size())
+		_, err = io.ReadFull(f, data)
+	}
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("action %s: %w", key, err)
+	}
+	_, manifest, err := parseEntry(data)
 	if err != nil {
 		s.evict(p, "action entry", key, err)
 		return nil, fmt.Errorf("action %s: %w (evicted)", key, fs.ErrNotExist)
 	}
-	_ = h
-	s.touch(p)
+	// Mark the entry used, for prune's least-recently-used order; at most
+	// once an hour, so that no-op builds do not write.
+	if now := time.Now(); now.Sub(fi.ModTime()) > time.Hour {
+		_ = os.Chtimes(p, now, now)
+	}
 	return manifest, nil
 }
 
@@ -198,16 +211,6 @@ func parseEntry(data []byte) (*entryHeader, []byte, error) {
 		return nil, nil, fmt.Errorf("manifest digest %s, header says %s", got, h.Sum)
 	}
 	return &h, manifest, nil
-}
-
-// touch marks an entry as used now, at most once an hour, for prune's
-// least-recently-used order.
-func (s *Store) touch(p string) {
-	fi, err := os.Stat(p)
-	if err == nil && time.Since(fi.ModTime()) > time.Hour {
-		now := time.Now()
-		_ = os.Chtimes(p, now, now)
-	}
 }
 
 func (s *Store) evict(p, what string, d digest.Digest, why error) {
@@ -369,16 +372,6 @@ func (s *Store) LinkFile(ctx context.Context, d digest.Digest, mode fs.FileMode,
 		return err
 	}
 	return nil
-}
-
-// IsStored reports whether path already is the stored file of blob d with
-// mode (the same inode), without reading it: materialisation uses it to
-// leave unchanged artifacts alone.
-func (s *Store) IsStored(d digest.Digest, mode fs.FileMode, path string) bool {
-	if checkDigest(d) != nil {
-		return false
-	}
-	return sameFile(s.blobPath(d, mode), path)
 }
 
 // variant returns the verified path of blob d with mode, creating that

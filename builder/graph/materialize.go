@@ -78,7 +78,10 @@ func (r *Result) Materialize(ctx context.Context, outDir string, arts []Artifact
 		}
 		recs = append(recs, rec)
 
-		dst := filepath.Join(outDir, filepath.FromSlash(a.As))
+		dst, err := filepath.Abs(filepath.Join(outDir, filepath.FromSlash(a.As)))
+		if err != nil {
+			return nil, err
+		}
 		if b.inPlace(dst, entries, a.Output == "") {
 			continue
 		}
@@ -107,6 +110,7 @@ func (r *Result) Materialize(ctx context.Context, outDir string, arts []Artifact
 			return nil, err
 		}
 	}
+	b.hash.stat.save()
 	sort.Slice(recs, func(i, j int) bool { return recs[i].Name < recs[j].Name })
 	return recs, nil
 }
@@ -193,11 +197,12 @@ func Clean(outDir string, names []string) error {
 // stored inodes, same directories, modes and symlinks, nothing else), so
 // that a no-op build does not touch the output directory. bare means the
 // entries have no "." root (a whole output directory).
+//
+// Files are compared by content digest, read through the remembered file
+// digests (see statCache): after the first no-op build an unchanged
+// artifact costs a stat, and one modified in place (through its hard link
+// into the cache) is noticed by its new mtime and ctime.
 func (b *builder) inPlace(dst string, entries []Entry, bare bool) bool {
-	sc, ok := b.opts.Store.(storedChecker)
-	if !ok {
-		return false
-	}
 	want := map[string]Entry{}
 	for _, e := range entries {
 		want[e.Path] = e
@@ -212,7 +217,11 @@ func (b *builder) inPlace(dst string, entries []Entry, bare bool) bool {
 		}
 		switch {
 		case fi.Mode().IsRegular():
-			return e.Type == "file" && sc.IsStored(e.Digest, e.Mode, p)
+			if e.Type != "file" || unixPerm(fi.Mode()) != e.Mode || fi.Size() != e.Size {
+				return false
+			}
+			s, err := b.hash.file(p, fi)
+			return err == nil && s.d == e.Digest
 		case fi.IsDir():
 			return e.Type == "dir" && unixPerm(fi.Mode()) == e.Mode
 		case fi.Mode()&os.ModeSymlink != 0:
@@ -229,7 +238,7 @@ func (b *builder) inPlace(dst string, entries []Entry, bare bool) bool {
 		return len(want) == 1
 	}
 	seen := 1
-	ok = true
+	ok := true
 	_ = filepath.Walk(dst, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {
 			ok = false

@@ -134,3 +134,35 @@ func TestClean(t *testing.T) {
 		t.Error("clean outside the output directory accepted")
 	}
 }
+
+// TestArtifactModifiedInPlace edits an artifact through its hard link into
+// the cache: the next materialisation notices, the corrupt blob is evicted,
+// the step rebuilt and the artifact restored.
+func TestArtifactModifiedInPlace(t *testing.T) {
+	e := newEnv(t)
+	c := newCounter()
+	out := filepath.Join(t.TempDir(), "out")
+	f := step(c, "f", "original")
+	arts := []graph.Artifact{{Step: f, Output: "out.txt", As: "f.img"}}
+	res := e.build(f)
+	if _, err := res.Materialize(context.Background(), out, arts); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(out, "f.img")
+	fh, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh.WriteAt([]byte("ORIGINAL"), 0) // same size, in place
+	fh.Close()
+	res = e.build(f)
+	if _, err := res.Materialize(context.Background(), out, arts); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, p); got != "original" {
+		t.Errorf("f.img = %q after repair, want original", got)
+	}
+	if c.count("f") != 2 {
+		t.Errorf("f ran %d times, want 2 (rebuilt after its blob was modified)", c.count("f"))
+	}
+}

@@ -43,10 +43,3 @@ type Store interface {
 // entry or blob. It is fs.ErrNotExist so that stores need not import this
 // package.
 var ErrNotFound = fs.ErrNotExist
-
-// storedChecker is an optional Store method: whether path already is the
-// stored file of blob d with mode (same inode), without reading it. With it
-// Materialize leaves unchanged artifacts alone instead of re-linking them.
-type storedChecker interface {
-	IsStored(d digest.Digest, mode fs.FileMode, path string) bool
-}
