@@ -161,7 +161,7 @@ func Build(ctx context.Context, o Options) (res *Result, err error) {
 		SourceDateEpoch: o.SourceDateEpoch,
 		Filter:          filter,
 		// image_builder.sh touches etc/machine-id in the image.
-		Add:     []rootfs.File{{Name: "etc/machine-id", Mode: 0o444, IfMissing: true}},
+		Add:     []rootfs.File{{Name: "etc/machine-id", Mode: 0o644, IfMissing: true}}, // as touch under umask 022
 		TempDir: tmpDir,
 	})
 	if err != nil {
