@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/uvmbuild/uvmbuild/builder/acpi"
+	"github.com/uvmbuild/uvmbuild/builder/kernel"
 )
 
 // BootMode selects the entry state of the boot processor.
@@ -103,4 +104,11 @@ func (p *Params) check() error {
 		}
 	}
 	return nil
+}
+
+// CheckKernel parses the bzImage's setup header as Generate will, so that
+// callers can reject a bad kernel before the slower ACPI compilation.
+func CheckKernel(name string, data []byte) error {
+	_, err := kernel.Parse(name, data)
+	return err
 }

@@ -104,6 +104,9 @@ func runIgvm(cmd *cobra.Command, o igvmOptions) error {
 	}
 	defer release()
 	p.Kernel = kernel
+	if err := igvmgen.CheckKernel(o.kernel, kernel); err != nil {
+		return err
+	}
 	p.KernelName = o.kernel
 	if o.initrd != "" {
 		if p.Initrd, err = os.ReadFile(o.initrd); err != nil {

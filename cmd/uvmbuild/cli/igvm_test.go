@@ -181,6 +181,9 @@ func TestIgvmCmdBadInput(t *testing.T) {
 	acpiDir := filepath.Join(dir, "acpi")
 	os.Mkdir(acpiDir, 0o755)
 	os.WriteFile(filepath.Join(acpiDir, "facs.dsl"), []byte("[0004] Signature : \"FACS\"\n[0004] Length : 00000040\n"), 0o644)
+	brokenDir := filepath.Join(dir, "broken")
+	os.Mkdir(brokenDir, 0o755)
+	os.WriteFile(filepath.Join(brokenDir, "dsdt.dsl"), []byte("DefinitionBlock (\"\", \"DSDT\", 2, \"X\", \"Y\", 1) { Name ("), 0o644)
 	pages := filepath.Join(dir, "pages.bin")
 	os.WriteFile(pages, make([]byte, 100), 0o644)
 	haveIASL := exec.LookPath
@@ -202,6 +205,7 @@ func TestIgvmCmdBadInput(t *testing.T) {
 		{"cmdline too long", []string{"--kernel", good, "--cmdline", strings.Repeat("a", 3000)}, ExitFailed, []string{"command line", "vmlinuz"}, true},
 		{"non-P-384 key", []string{"--kernel", good, "--cmdline", "x", "--id-key", keyp}, ExitFailed, []string{"p256.pem", "P-384"}, false},
 		{"ACPI dir missing tables", []string{"--kernel", good, "--cmdline", "x", "--acpi-dir", acpiDir}, ExitFailed, []string{acpiDir, "no "}, true},
+		{"iasl failing", []string{"--kernel", good, "--cmdline", "x", "--acpi-dir", brokenDir}, ExitFailed, []string{"dsdt.dsl", "iasl"}, true},
 		{"ACPI pages malformed", []string{"--kernel", good, "--cmdline", "x", "--acpi-pages", pages}, ExitFailed, []string{"pages.bin"}, false},
 		{"iasl absent", []string{"--kernel", good, "--cmdline", "x", "--iasl", filepath.Join(dir, "no-iasl")}, ExitFailed, []string{"iasl not found"}, false},
 	} {
