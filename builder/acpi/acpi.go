@@ -54,13 +54,12 @@ type Compiler interface {
 	Compile(ctx context.Context, name string, src []byte) ([]byte, error)
 }
 
-// Table-name sets of igvmgen (acpi.py).
-var (
-	facpSub = []string{"DSDT", "FACS"}
-	xsdtSub = []string{"FACP", "OEM0", "APIC", "TPM2", "TCPA", "MCFG"}
-)
+// Table-name sets of igvmgen (acpi.py): tables the FADT points to, and
+// tables the XSDT lists.
+func facpSub() []string { return []string{"DSDT", "FACS"} }
+func xsdtSub() []string { return []string{"FACP", "OEM0", "APIC", "TPM2", "TCPA", "MCFG"} }
 
-func isSub(n string) bool { return slices.Contains(facpSub, n) || slices.Contains(xsdtSub, n) }
+func isSub(n string) bool { return slices.Contains(facpSub(), n) || slices.Contains(xsdtSub(), n) }
 
 type table struct {
 	file string
@@ -148,7 +147,7 @@ func FromDSL(ctx context.Context, dir string, fsys fs.FS, c Compiler) (*Tables, 
 	var lines []string
 	off := 36
 	for _, n := range names {
-		if !slices.Contains(xsdtSub, n) {
+		if !slices.Contains(xsdtSub(), n) {
 			continue
 		}
 		lines = append(lines, fmt.Sprintf("[%xh %d  %d]\tACPI Table Address %d : %x", off, off, 8, len(lines), addr[n]))

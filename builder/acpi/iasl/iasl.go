@@ -71,8 +71,6 @@ func (c Compiler) Compile(ctx context.Context, name string, src []byte) ([]byte,
 	return aml, nil
 }
 
-var versionRE = regexp.MustCompile(`version (\d{8})`)
-
 // Version returns iasl's version string (e.g. "20200925"), which is stamped
 // into every compiled table and so belongs in a build key.
 func (c Compiler) Version(ctx context.Context) (string, error) {
@@ -81,7 +79,7 @@ func (c Compiler) Version(ctx context.Context) (string, error) {
 		return "", err
 	}
 	out, err := exec.CommandContext(ctx, bin, "-v").CombinedOutput()
-	m := versionRE.FindSubmatch(out)
+	m := regexp.MustCompile(`version (\d{8})`).FindSubmatch(out)
 	if m == nil {
 		return "", fmt.Errorf("%s -v: no version in output (%v): %q", bin, err, tail(string(out), 5))
 	}
