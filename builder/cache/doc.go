@@ -20,8 +20,8 @@
 //
 // Every write goes to a temp file in the destination directory and is
 // renamed into place; an action entry is written (and fsynced) only after
-// the blobs it references, behind a syncfs barrier that makes them durable
-// first (one flush per action rather than an fsync per output file). Every blob is digest-checked when it is read back
+// the blobs it references are flushed (an fsync each, in parallel, or one
+// syncfs for a step with many output files). Every blob is digest-checked when it is read back
 // (once per process and file); a corrupt blob or entry is evicted with a
 // warning and reported as missing, so the step that made it is rebuilt.
 // Several uvmbuild processes may share one cache directory.

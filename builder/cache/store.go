@@ -31,6 +31,9 @@ type Store struct {
 
 	mu       sync.Mutex
 	verified map[verifyID]bool
+	// unsynced are blob files PutFile renamed into place without an
+	// fsync, by digest; PutAction flushes those its entry refers to.
+	unsynced map[digest.Digest][]string
 }
 
 type verifyID struct {
@@ -92,7 +95,7 @@ func open(dir string, opts []Option) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cache directory %s: %w", dir, err)
 	}
-	s := &Store{dir: abs, verified: map[verifyID]bool{}}
+	s := &Store{dir: abs, verified: map[verifyID]bool{}, unsynced: map[digest.Digest][]string{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -239,10 +242,9 @@ func (s *Store) PutAction(ctx context.Context, key digest.Digest, manifest []byt
 		}
 		uniq = append(uniq, b)
 	}
-	// Durability barrier: every blob written so far (renamed in by
-	// PutFile without its own fsync) reaches the disk before the entry
-	// that refers to it.
-	if err := s.syncfs(); err != nil {
+	// Durability barrier: the blobs this entry refers to reach the disk
+	// before the entry does.
+	if err := s.flush(uniq); err != nil {
 		return fmt.Errorf("action %s: flushing blobs: %w", key, err)
 	}
 	hdr, err := json.Marshal(entryHeader{Sum: digest.FromBytes(manifest), Blobs: uniq})
@@ -253,14 +255,73 @@ func (s *Store) PutAction(ctx context.Context, key digest.Digest, manifest []byt
 	return writeFileAtomic(s.actionPath(key), data, 0o644)
 }
 
-// syncfs flushes the file system holding the cache.
-func (s *Store) syncfs() error {
-	f, err := os.Open(s.dir)
+// flushJobs bounds concurrent fsyncs (parallel fsyncs share journal
+// commits). Above syncfsOver files a single syncfs of the cache's file
+// system is cheaper than an fsync per file; below it, fsyncs avoid
+// flushing other processes' dirty data.
+const (
+	flushJobs  = 8
+	syncfsOver = 64
+)
+
+// flush fsyncs the blob files of blobs that PutFile left unsynced.
+func (s *Store) flush(blobs []digest.Digest) error {
+	var paths []string
+	s.mu.Lock()
+	for _, b := range blobs {
+		paths = append(paths, s.unsynced[b]...)
+		delete(s.unsynced, b)
+	}
+	s.mu.Unlock()
+	if len(paths) == 0 {
+		return nil
+	}
+	if len(paths) > syncfsOver {
+		// Many files (a tree output): one syncfs beats an fsync each.
+		f, err := os.Open(s.dir)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		return unix.Syncfs(int(f.Fd()))
+	}
+	work := make(chan string)
+	errs := make(chan error, flushJobs)
+	var wg sync.WaitGroup
+	for range min(flushJobs, len(paths)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var first error
+			for p := range work {
+				if err := fsyncPath(p); err != nil && first == nil {
+					first = err
+				}
+			}
+			errs <- first
+		}()
+	}
+	for _, p := range paths {
+		work <- p
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func fsyncPath(p string) error {
+	f, err := os.Open(p)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return unix.Syncfs(int(f.Fd()))
+	return f.Sync()
 }
 
 // DeleteAction removes the entry for key, if any.
@@ -317,12 +378,14 @@ func (s *Store) PutFile(ctx context.Context, path string, mode fs.FileMode) (dig
 	}
 	st, _ := fi.Sys().(*syscall.Stat_t)
 	if st != nil && st.Nlink == 1 {
-		// Sole owner of the inode: rename it into place. It is made
-		// durable by PutAction's barrier before any entry refers to it
-		// (one syncfs instead of an fsync per file: steps can output
-		// thousands of small files).
+		// Sole owner of the inode: rename it into place. PutAction
+		// fsyncs it (in parallel with the step's other outputs) before
+		// any entry refers to it.
 		if err := os.Chmod(path, goMode(mode)); err == nil {
 			if err := os.Rename(path, dst); err == nil {
+				s.mu.Lock()
+				s.unsynced[d] = append(s.unsynced[d], dst)
+				s.mu.Unlock()
 				return d, n, nil
 			}
 		}
