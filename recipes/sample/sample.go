@@ -33,7 +33,8 @@ var _ recipes.Recipe = (*Recipe)(nil)
 // Name is "sample".
 func (*Recipe) Name() string { return "sample" }
 
-// Vars declares COUNT, STYLE, GREETING, BUILD_TYPE, SUFFIX, SLEEP_MS, FAIL.
+// Vars declares COUNT, STYLE, GREETING, BUILD_TYPE, SUFFIX, SLEEP_MS, FAIL,
+// NOTES.
 func (*Recipe) Vars() []recipes.Var {
 	return []recipes.Var{
 		{Name: "COUNT", Type: recipes.Int, Default: "3", Description: "number of parts to generate (1-100)"},
@@ -49,6 +50,7 @@ func (*Recipe) Vars() []recipes.Var {
 			}},
 		{Name: "SLEEP_MS", Type: recipes.Int, Default: "0", Description: "milliseconds each transform step sleeps (to watch parallelism)"},
 		{Name: "FAIL", Type: recipes.String, Default: "", Description: "ID of a step to make fail (to see failure handling)"},
+		{Name: "NOTES", Type: recipes.Path, Default: "", Description: "file appended to the report (relative to the project directory)"},
 	}
 }
 
@@ -101,6 +103,15 @@ func (r *Recipe) Plan(ctx context.Context, env recipes.Env, targets []string, v 
 	}
 	for i, p := range parts {
 		combine.Inputs = append(combine.Inputs, graph.Input{Name: fmt.Sprintf("part-%03d", i+1), From: p, Output: "part.txt"})
+	}
+	if notes := v.Get("NOTES"); notes != "" {
+		if !filepath.IsAbs(notes) {
+			notes = filepath.Join(env.ProjectDir, notes)
+		}
+		if fi, err := os.Stat(notes); err != nil || !fi.Mode().IsRegular() {
+			return nil, fmt.Errorf("NOTES: %s is not a readable file", v.Get("NOTES"))
+		}
+		combine.Inputs = append(combine.Inputs, graph.Input{Name: "notes", Path: notes})
 	}
 	plan := &recipes.Plan{Record: map[string]string{"sample.count": strconv.Itoa(n)}}
 	report := "sample-report" + v.Get("SUFFIX") + ".txt"
@@ -191,6 +202,13 @@ func combineParts(ctx context.Context, x *graph.Exec) error {
 		if err := os.WriteFile(filepath.Join(dir, name+".txt"), data, 0o644); err != nil {
 			return err
 		}
+	}
+	if p, ok := x.Inputs["notes"]; ok {
+		notes, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		report = append(report, notes...)
 	}
 	fmt.Fprintf(x.Log, "combined %d parts\n", len(names))
 	return os.WriteFile(filepath.Join(x.OutDir, "report.txt"), report, 0o644)

@@ -67,7 +67,7 @@ func TestTargetsVarsGraph(t *testing.T) {
 	}
 	stdout, _, _ = e.run("vars", "--json")
 	var vars []varInfo
-	if err := json.Unmarshal([]byte(stdout), &vars); err != nil || len(vars) != 7 || vars[0].Name != "COUNT" || vars[0].Value != "5" || vars[0].Source != "environment" {
+	if err := json.Unmarshal([]byte(stdout), &vars); err != nil || len(vars) != 8 || vars[0].Name != "COUNT" || vars[0].Value != "5" || vars[0].Source != "environment" {
 		t.Errorf("vars --json: %v %+v", err, vars)
 	}
 	if _, stderr, code := e.run("vars", "NOPE=1"); code != 1 || !strings.Contains(stderr, "unknown variable NOPE") {
