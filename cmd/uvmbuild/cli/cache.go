@@ -15,13 +15,13 @@ func newCacheCmd(o *Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "cache",
 		Short: "Inspect and prune the build cache",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 	}
 	var maxSize string
 	prune := &cobra.Command{
 		Use:   "prune --max-size SIZE",
 		Short: "Shrink the cache to SIZE (e.g. 10G, 500M) by dropping least recently used results",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if maxSize == "" {
 				return usageError(errors.New("prune: --max-size is required"))
@@ -48,7 +48,7 @@ func newCacheCmd(o *Options) *cobra.Command {
 	info := &cobra.Command{
 		Use:   "info",
 		Short: "Print the cache directory and its size",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := o.cacheDir()
 			if err != nil {

@@ -11,7 +11,7 @@ func newTargetsCmd(o *Options) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "targets",
 		Short: "List the recipe's targets",
-		Args:  cobra.NoArgs,
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r, err := o.recipe()
 			if err != nil {
@@ -26,4 +26,12 @@ func newTargetsCmd(o *Options) *cobra.Command {
 	}
 	o.addFlags(cmd.Flags())
 	return cmd
+}
+
+// noArgs rejects positional arguments as a usage error (exit 2).
+func noArgs(cmd *cobra.Command, args []string) error {
+	if err := cobra.NoArgs(cmd, args); err != nil {
+		return usageError(err)
+	}
+	return nil
 }
