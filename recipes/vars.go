@@ -40,6 +40,10 @@ type Var struct {
 	// AGENT_POLICY_FILE from BUILD_TYPE. It sees every non-derived variable
 	// and the derived variables declared before this one.
 	Derive func(v Values) string
+	// IgnoreEnv makes the variable behave like one the node-builder
+	// Makefile assigns itself (BUILD_TYPE := release): only the command
+	// line overrides it, an environment value is ignored.
+	IgnoreEnv bool
 }
 
 // Values are resolved variables: every declared variable has a value, in
@@ -108,7 +112,7 @@ func ResolveSources(r Recipe, cmdline []string, environ []string) (Values, map[s
 	src := map[string]Source{}
 	for _, kv := range environ {
 		name, val, ok := strings.Cut(kv, "=")
-		if !ok || byName[name] == nil {
+		if !ok || byName[name] == nil || byName[name].IgnoreEnv {
 			continue
 		}
 		set[name], src[name] = val, FromEnvironment

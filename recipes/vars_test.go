@@ -18,6 +18,7 @@ func (fake) Vars() []recipes.Var {
 		{Name: "CONF_PODS", Type: recipes.Bool, Default: "no"},
 		{Name: "IGVM_SVN", Type: recipes.Int, Default: "0"},
 		{Name: "PREFIX", Type: recipes.Path},
+		{Name: "SHIM_REDEPLOY_CONFIG", Type: recipes.Bool, Default: "yes", IgnoreEnv: true},
 		{Name: "AGENT_POLICY_FILE", Type: recipes.String, Derive: func(v recipes.Values) string {
 			if v.Get("BUILD_TYPE") == "debug" {
 				return "allow-all.rego"
@@ -67,6 +68,17 @@ func TestResolvePrecedence(t *testing.T) {
 			source:  map[string]recipes.Source{"AGENT_POLICY_FILE": recipes.FromEnvironment},
 		},
 		{
+			name:    "a Makefile-assigned variable ignores the environment",
+			environ: []string{"SHIM_REDEPLOY_CONFIG=no"},
+			want:    map[string]string{"SHIM_REDEPLOY_CONFIG": "yes"},
+			source:  map[string]recipes.Source{"SHIM_REDEPLOY_CONFIG": recipes.FromDefault},
+		},
+		{
+			name:    "but not the command line",
+			cmdline: []string{"SHIM_REDEPLOY_CONFIG=no"},
+			want:    map[string]string{"SHIM_REDEPLOY_CONFIG": "no"},
+		},
+		{
 			name:    "last command-line assignment wins",
 			cmdline: []string{"IGVM_SVN=1", "IGVM_SVN=2"},
 			want:    map[string]string{"IGVM_SVN": "2"},
@@ -78,8 +90,8 @@ func TestResolvePrecedence(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(vals) != 5 {
-				t.Errorf("resolved %d variables, want all 5", len(vals))
+			if len(vals) != 6 {
+				t.Errorf("resolved %d variables, want all 6", len(vals))
 			}
 			for k, v := range tc.want {
 				if vals[k] != v {

@@ -18,6 +18,7 @@ type varInfo struct {
 	Enum        []string `json:"enum,omitempty"`
 	Default     string   `json:"default"`
 	Derived     bool     `json:"derived,omitempty"`
+	IgnoreEnv   bool     `json:"ignoreEnv,omitempty"`
 	Value       string   `json:"value"`
 	Source      string   `json:"source"`
 	Description string   `json:"description"`
@@ -52,7 +53,7 @@ arguments are resolved as a build would.`,
 					t = recipes.String
 				}
 				infos = append(infos, varInfo{Name: v.Name, Type: string(t), Enum: v.Enum, Default: v.Default,
-					Derived: v.Derive != nil, Value: vals[v.Name], Source: string(src[v.Name]), Description: v.Description})
+					Derived: v.Derive != nil, IgnoreEnv: v.IgnoreEnv, Value: vals[v.Name], Source: string(src[v.Name]), Description: v.Description})
 			}
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
