@@ -2,7 +2,6 @@ package igvmgen
 
 import (
 	"context"
-	"crypto/sha512"
 	"fmt"
 	"io"
 	"runtime"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/uvmbuild/uvmbuild/builder/igvm"
 	"github.com/uvmbuild/uvmbuild/builder/snp"
+	"github.com/uvmbuild/uvmbuild/builder/snp/pagehash"
 )
 
 // step is one SNP_LAUNCH_UPDATE replayed from the directives.
@@ -132,6 +132,7 @@ func hashSteps(ctx context.Context, r io.ReaderAt, steps []step) error {
 		go func() {
 			defer wg.Done()
 			buf := make([]byte, batch*pageSize)
+			pgs, sums := make([][]byte, 0, batch), make([][pagehash.Size]byte, batch)
 			for {
 				start := int(next.Add(batch)) - batch
 				if start >= len(steps) || ctx.Err() != nil {
@@ -159,8 +160,13 @@ func hashSteps(ctx context.Context, r io.ReaderAt, steps []step) error {
 						mu.Unlock()
 						return
 					}
+					pgs := pgs[:0]
 					for k := i; k < j; k++ {
-						steps[k].digest = sha512.Sum384(b[(k-i)*pageSize : (k-i+1)*pageSize])
+						pgs = append(pgs, b[(k-i)*pageSize:(k-i+1)*pageSize])
+					}
+					pagehash.Sum384(pgs, sums[:len(pgs)])
+					for k := i; k < j; k++ {
+						steps[k].digest = sums[k-i]
 					}
 					i = j
 				}
