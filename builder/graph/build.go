@@ -104,7 +104,7 @@ func newBuilder(roots []*Step, opts Options) (*builder, error) {
 	b := &builder{
 		opts: opts,
 		g:    g,
-		hash: newHasher(opts.WorkDir),
+		hash: newHasher(opts.WorkDir, jobs),
 		sem:  semaphore.NewWeighted(int64(jobs)),
 		sink: opts.Sink,
 		log:  opts.Logger,

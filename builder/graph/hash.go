@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sync/singleflight"
 )
 
@@ -24,6 +25,7 @@ import (
 // inode, so a file rewritten mid-build is hashed again), and a directory
 // input once per (path, ignore list).
 type hasher struct {
+	jobs  int        // files of one tree hashed at once
 	stat  *statCache // across builds; nil disables
 	mu    sync.Mutex
 	files map[fileID]fileSum
@@ -48,8 +50,8 @@ type treeSum struct {
 	source string
 }
 
-func newHasher(workDir string) *hasher {
-	return &hasher{stat: newStatCache(workDir), files: map[fileID]fileSum{}, trees: map[string]treeSum{}}
+func newHasher(workDir string, jobs int) *hasher {
+	return &hasher{jobs: max(jobs, 1), stat: newStatCache(workDir), files: map[fileID]fileSum{}, trees: map[string]treeSum{}}
 }
 
 // hostPerm normalises host permission bits to what a checkout preserves:
@@ -115,6 +117,12 @@ func (h *hasher) hashPath(ctx context.Context, root string, ignore []string) (di
 		}
 	}
 	entries := []Entry{{Path: ".", Type: "dir", Mode: 0o755}}
+	type pending struct {
+		i    int
+		path string
+		info fs.FileInfo
+	}
+	var files []pending
 	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -147,17 +155,33 @@ func (h *hasher) hashPath(ctx context.Context, root string, ignore []string) (di
 			}
 			entries = append(entries, Entry{Path: rel, Type: "symlink", Mode: 0o777, Target: t})
 		case info.Mode().IsRegular():
-			s, err := h.file(p, info)
-			if err != nil {
-				return err
-			}
-			entries = append(entries, Entry{Path: rel, Type: "file", Mode: hostPerm(info.Mode()), Digest: s.d, Size: s.size})
+			// Hashed below, in parallel.
+			files = append(files, pending{len(entries), p, info})
+			entries = append(entries, Entry{Path: rel, Type: "file", Mode: hostPerm(info.Mode())})
 		default:
 			return fmt.Errorf("%s: unsupported file type %s", p, info.Mode().Type())
 		}
 		return nil
 	})
 	if err != nil {
+		return "", "", err
+	}
+	var eg errgroup.Group
+	eg.SetLimit(h.jobs)
+	for _, f := range files {
+		eg.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			s, err := h.file(f.path, f.info)
+			if err != nil {
+				return err
+			}
+			entries[f.i].Digest, entries[f.i].Size = s.d, s.size
+			return nil
+		})
+	}
+	if err := eg.Wait(); err != nil {
 		return "", "", err
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Path < entries[j].Path })

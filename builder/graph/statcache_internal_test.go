@@ -13,7 +13,7 @@ func TestStatCacheAcrossBuilds(t *testing.T) {
 	src := filepath.Join(t.TempDir(), "f")
 	os.WriteFile(src, []byte("one"), 0o644)
 
-	h := newHasher(work)
+	h := newHasher(work, 2)
 	h.stat.racy = 0
 	d1, _, err := h.input(context.Background(), src, nil)
 	if err != nil {
@@ -23,7 +23,7 @@ func TestStatCacheAcrossBuilds(t *testing.T) {
 
 	// A new build (new hasher) trusts the remembered digest: prove it by
 	// planting a wrong one for the same stat key.
-	h2 := newHasher(work)
+	h2 := newHasher(work, 2)
 	h2.stat.racy = 0
 	h2.stat.load()
 	abs, _ := filepath.Abs(src)
@@ -42,7 +42,7 @@ func TestStatCacheAcrossBuilds(t *testing.T) {
 	mt := fi.ModTime()
 	os.WriteFile(src, []byte("two"), 0o644)
 	os.Chtimes(src, mt, mt)
-	h3 := newHasher(work)
+	h3 := newHasher(work, 2)
 	h3.stat.racy = 0
 	d3, _, err := h3.input(context.Background(), src, nil)
 	if err != nil {
@@ -53,7 +53,7 @@ func TestStatCacheAcrossBuilds(t *testing.T) {
 	}
 
 	// With the default racy window a just-written file is never trusted.
-	h4 := newHasher(work)
+	h4 := newHasher(work, 2)
 	h4.stat.load()
 	e = h4.stat.entries[abs]
 	e.Hashed = time.Now().UnixNano()
