@@ -122,6 +122,29 @@ func Records(ctx context.Context, a, b *record.Build, opt *RecordOptions) (*Reco
 			r.add(o.MaxItems, Item{Where: "action " + y.ID + ": only in " + r.B})
 		}
 	}
+	// The materialised artifacts follow from the actions' outputs; a
+	// difference here with equal actions points at materialisation.
+	arts := map[string][2]*record.Artifact{}
+	for i := range a.Artifacts {
+		arts[a.Artifacts[i].Name] = [2]*record.Artifact{&a.Artifacts[i], nil}
+	}
+	for i := range b.Artifacts {
+		p := arts[b.Artifacts[i].Name]
+		p[1] = &b.Artifacts[i]
+		arts[b.Artifacts[i].Name] = p
+	}
+	for _, name := range slices.Sorted(maps.Keys(arts)) {
+		p := arts[name]
+		desc := func(x *record.Artifact) string {
+			if x == nil {
+				return ""
+			}
+			return fmt.Sprintf("%s %s %d bytes from %s/%s", x.Type, x.Digest, x.Size, x.Step, x.Output)
+		}
+		if x, y := desc(p[0]), desc(p[1]); x != y && (rr.First == "" || !slices.Contains(rr.Diverging, artifactStep(p))) {
+			r.add(o.MaxItems, Item{Where: "artifact " + name, A: x, B: y})
+		}
+	}
 	return rr, nil
 }
 
@@ -234,4 +257,11 @@ func fetchAndCompare(ctx context.Context, opt *RecordOptions, action string, ea,
 		return nil, err
 	}
 	return sub, nil
+}
+
+func artifactStep(p [2]*record.Artifact) string {
+	if p[0] != nil {
+		return p[0].Step
+	}
+	return p[1].Step
 }

@@ -50,6 +50,14 @@ func TestRecordsFirstDivergence(t *testing.T) {
 		t.Errorf("report:\n%s", txt)
 	}
 
+	// Equal actions but a different materialised artifact is reported.
+	c1, c2 := build(fileAction("src", "k1", "src.txt", "x")), build(fileAction("src", "k1", "src.txt", "x"))
+	c1.Artifacts = []record.Artifact{{Name: "src.txt", Step: "src", Output: "src.txt", Type: "file", Digest: digest.FromString("x"), Size: 1}}
+	c2.Artifacts = []record.Artifact{{Name: "src.txt", Step: "src", Output: "src.txt", Type: "file", Digest: digest.FromString("y"), Size: 1}}
+	if rr, err := Records(context.Background(), c1, c2, nil); err != nil || rr.Same() || rr.First != "" || !strings.HasPrefix(rr.Items[0].Where, "artifact src.txt") {
+		t.Errorf("artifact difference: %v %+v", err, rr)
+	}
+
 	same, err := Records(context.Background(), a, a, nil)
 	if err != nil || !same.Same() || same.First != "" {
 		t.Fatalf("same record: %v %+v", err, same)
