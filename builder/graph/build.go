@@ -219,9 +219,14 @@ func (b *builder) process(ctx context.Context, cancel context.CancelCauseFunc, n
 	n.dur = time.Since(start)
 	if err != nil {
 		var se *StepError
-		if !errors.As(err, &se) {
-			err = &StepError{Step: n.step.ID, Key: n.key, Err: err}
-			errors.As(err, &se)
+		switch {
+		case !errors.As(err, &se):
+			se = &StepError{Step: n.step.ID, Key: n.key, Err: err}
+			err = se
+		case se.Step != n.step.ID && se.Key == n.key:
+			// A step with the same key (run once for both) failed.
+			se = &StepError{Step: n.step.ID, Key: n.key, Log: se.Log, Err: fmt.Errorf("same action as step %s: %w", se.Step, se.Err)}
+			err = se
 		}
 		if ctx.Err() != nil {
 			// A step stopped by another failure or by the user is

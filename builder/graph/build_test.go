@@ -396,3 +396,28 @@ func TestPanickingExecutor(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestDedupedFailureNamesBothSteps(t *testing.T) {
+	e := newEnv(t)
+	c := newCounter()
+	s1 := step(c, "one", "same")
+	s1.Exec = c.wrap(failing("boom"))
+	s2 := step(c, "two", "same")
+	s2.Exec = s1.Exec
+	o := e.opts()
+	o.KeepGoing = true
+	_, err := graph.Build(context.Background(), []*graph.Step{s1, s2}, o)
+	if c.total() != 1 {
+		t.Errorf("equal keys ran %d times", c.total())
+	}
+	var steps []string
+	for _, e := range err.(interface{ Unwrap() []error }).Unwrap() {
+		var se *graph.StepError
+		if errors.As(e, &se) {
+			steps = append(steps, se.Step)
+		}
+	}
+	if strings.Join(steps, ",") != "one,two" {
+		t.Errorf("failed steps %v, want one,two (err %v)", steps, err)
+	}
+}
