@@ -176,7 +176,9 @@ func (d demo) tarfsStep(p *planner, id string) *graph.Step {
 		"sed -i 's|^include /usr/src/|include " + k + "/usr/src/|' " + kdir + "/Makefile\n" +
 		"cd " + buildDir + "/src/tarfs\n" +
 		"make KDIR=" + kdir + "\n" +
-		"make KDIR=" + kdir + " KVER=" + demoKernelRelease + " INSTALL_MOD_PATH=/out/modules install\n"
+		"make KDIR=" + kdir + " KVER=" + demoKernelRelease + " INSTALL_MOD_PATH=/out/modules install\n" +
+		// The module must match the kernel the IGVM boots.
+		"modinfo -F vermagic /out/modules/lib/modules/" + demoKernelRelease + "/extra/tarfs.ko | grep -q '^" + demoKernelRelease + " '\n"
 	return p.container(containerStep{
 		id:     id,
 		desc:   "tarfs.ko for " + demoKernelRelease,

@@ -38,12 +38,36 @@ func allSteps(p *recipes.Plan) []*graph.Step {
 // render prints a plan for golden files: every step with its exact command
 // (the container script verbatim), params, inputs and outputs, then the
 // artifacts, clean paths and record. Host paths are shown relative to base.
+//
+// Values owned by other packages or by the machine's tools are masked so that
+// the goldens pin only what this recipe decides: the policy bytes and digest
+// (package policy), the CLH ACPI sources digest (builder/acpi/clh), and the
+// iasl and mke2fs versions keyed into the IGVM and image steps.
 func render(p *recipes.Plan, base string) string {
+	out := renderRaw(p, base)
+	if d := p.Record["policy.digest"]; d != "" {
+		out = strings.ReplaceAll(out, d, "<policy digest>")
+	}
+	if v := p.Record["iasl.version"]; v != "" {
+		out = strings.ReplaceAll(out, `"`+v+`"`, `"<iasl version>"`)
+		out = strings.ReplaceAll(out, "iasl.version = "+v, "iasl.version = <iasl version>")
+	}
+	return out
+}
+
+func renderRaw(p *recipes.Plan, base string) string {
 	var b strings.Builder
 	for _, s := range allSteps(p) {
 		fmt.Fprintf(&b, "== step %s\n", s.ID)
 		fmt.Fprintf(&b, "   description: %s\n", s.Meta.Description)
-		fmt.Fprintf(&b, "   kind: %s (version %s)\n", s.Spec.Kind, s.Spec.Version)
+		version := s.Spec.Version
+		switch s.Spec.Kind {
+		case "go/image":
+			version = "<image action version>"
+		case "go/igvm-verity":
+			version = strings.SplitN(version, "+", 2)[0] + "+<igvm action version>"
+		}
+		fmt.Fprintf(&b, "   kind: %s (version %s)\n", s.Spec.Kind, version)
 		if s.Spec.Image != "" {
 			fmt.Fprintf(&b, "   image: %s\n", s.Spec.Image)
 		}
@@ -54,6 +78,14 @@ func render(p *recipes.Plan, base string) string {
 		sort.Strings(keys)
 		for _, k := range keys {
 			v := s.Spec.Params[k]
+			switch {
+			case k == "clh_sources":
+				fmt.Fprintf(&b, "   %s: <digest of builder/acpi/clh sources>\n", k)
+				continue
+			case s.Spec.Kind == fileKind && k == "content":
+				fmt.Fprintf(&b, "   %s: <policy bytes>\n", k)
+				continue
+			}
 			if str, ok := v.(string); ok && strings.Contains(str, "\n") {
 				fmt.Fprintf(&b, "   %s: |\n", k)
 				for _, line := range strings.Split(strings.TrimSuffix(str, "\n"), "\n") {
