@@ -218,16 +218,13 @@ func (e *IGVM) Run(ctx context.Context, x *graph.Exec) error {
 	if gp.ACPI, err = igvmgen.LoadACPI(ctx, src, comp); err != nil {
 		return err
 	}
-	im, err := igvmgen.Generate(ctx, gp)
-	if err != nil {
-		return fmt.Errorf("IGVM step %s: %w", s.ID, err)
-	}
 	out := filepath.Join(x.OutDir, filepath.FromSlash(s.Outputs[0]))
 	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
 		return err
 	}
-	if err := im.WriteFile(out); err != nil {
-		return err
+	im, err := igvmgen.GenerateFile(ctx, gp, out)
+	if err != nil {
+		return fmt.Errorf("IGVM step %s: %w", s.ID, err)
 	}
 	if len(s.Outputs) == 2 {
 		js := igvmgen.MarshalMeasurement(igvmgen.Measurement{SVN: p.SVN, LaunchMeasurement: im.Digest.String()})

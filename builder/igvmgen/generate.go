@@ -109,6 +109,76 @@ type page struct {
 // Generate builds the IGVM image for p. The image aliases p.Kernel: keep it
 // unchanged until the image is written.
 func Generate(ctx context.Context, p Params) (*Image, error) {
+	j, err := prepare(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	if err := forEachBatch(ctx, j.pages, hashBatch); err != nil {
+		return nil, err
+	}
+	return j.finish()
+}
+
+// GenerateFile is Generate followed by Image.WriteFile(path), except that
+// the data section (mostly the kernel) is written while the pages are being
+// hashed: the header section's size is known before the digest is.
+func GenerateFile(ctx context.Context, p Params, path string) (*Image, error) {
+	j, err := prepare(ctx, p)
+	if err != nil {
+		return nil, err
+	}
+	var im *Image
+	err = WriteFileAtomic(path, func(w io.Writer) error {
+		f, ok := w.(io.WriterAt)
+		if !ok {
+			return fmt.Errorf("%T is not an io.WriterAt", w)
+		}
+		done := make(chan error, 1)
+		go func() {
+			off := j.headerLen
+			for _, c := range j.chunks {
+				if _, err := f.WriteAt(c, off); err != nil {
+					done <- err
+					return
+				}
+				off += int64(len(c))
+			}
+			done <- nil
+		}()
+		herr := forEachBatch(ctx, j.pages, hashBatch)
+		if err := <-done; err != nil {
+			return err
+		}
+		if herr != nil {
+			return herr
+		}
+		if im, err = j.finish(); err != nil {
+			return err
+		}
+		_, err = f.WriteAt(im.Header, 0)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return im, nil
+}
+
+// job is one generation between its phases: layout and zero detection,
+// header section (but the ID block), hashing, ID block.
+type job struct {
+	p         *Params
+	l         *layout
+	pages     []page
+	hb        *igvm.HeaderBuilder
+	chunks    [][]byte
+	headerLen int64 // final header section size (with the ID block)
+}
+
+// idBlockHeaderLen is the SNP_ID_BLOCK header: type, length, 696-byte body.
+const idBlockHeaderLen = 8 + 696
+
+func prepare(ctx context.Context, p Params) (*job, error) {
 	if err := p.check(); err != nil {
 		return nil, err
 	}
@@ -120,61 +190,87 @@ func Generate(ctx context.Context, p Params) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	pages := enumerate(l)
-	if err := hashPages(ctx, pages); err != nil {
+	if p.IDKey != nil {
+		if err := snp.CheckKey(p.IDKey); err != nil {
+			return nil, err
+		}
+	}
+	j := &job{p: &p, l: l, pages: enumerate(l)}
+	if err := forEachBatch(ctx, j.pages, zeroBatch); err != nil {
 		return nil, err
 	}
+	j.headers()
+	return j, nil
+}
 
-	hb := igvm.NewHeaderBuilder(len(pages) + 8)
+// headers lays out every header but the ID block and the data chunks.
+func (j *job) headers() {
+	hb := igvm.NewHeaderBuilder(len(j.pages) + 8)
 	hb.Add(igvm.TypeSupportedPlatform, igvm.SupportedPlatform{
-		CompatibilityMask: 1, HighestVTL: p.VTL, PlatformType: igvm.PlatformSEVSNP, PlatformVersion: 1})
+		CompatibilityMask: 1, HighestVTL: j.p.VTL, PlatformType: igvm.PlatformSEVSNP, PlatformVersion: 1})
 	hb.Add(igvm.TypeGuestPolicy, igvm.GuestPolicy{Policy: snp.DefaultPolicy, CompatibilityMask: 1})
-	var chain snp.Chain
-	im := &Image{}
 	lastRegion, lastEnd := -1, uint64(0)
 	addData := func(pg *page) {
 		// Consecutive pages of one region are written as one chunk.
-		if n := len(im.chunks); n > 0 && pg.region >= 0 && pg.region == lastRegion && pg.off == lastEnd {
-			d := l.regions[pg.region].data
-			start := pg.off - uint64(len(im.chunks[n-1]))
-			im.chunks[n-1] = d[start : pg.off+pageSize]
+		if n := len(j.chunks); n > 0 && pg.region >= 0 && pg.region == lastRegion && pg.off == lastEnd {
+			d := j.l.regions[pg.region].data
+			start := pg.off - uint64(len(j.chunks[n-1]))
+			j.chunks[n-1] = d[start : pg.off+pageSize]
 		} else {
-			im.chunks = append(im.chunks, pg.data)
+			j.chunks = append(j.chunks, pg.data)
 		}
 		lastRegion, lastEnd = pg.region, pg.off+pageSize
 	}
-	for i := range pages {
-		pg := &pages[i]
+	for i := range j.pages {
+		pg := &j.pages[i]
 		switch pg.kind {
 		case kindNormal:
 			hb.AddPageData(igvm.PageData{GPA: pg.gpa, CompatibilityMask: 1}, pg.data != nil)
 			if pg.data != nil {
 				addData(pg)
 			}
-			chain.Add(snp.PageNormal, pg.gpa, &pg.digest)
 		case kindCPUID:
 			hb.AddPageData(igvm.PageData{GPA: pg.gpa, CompatibilityMask: 1, DataType: igvm.DataCPUID}, true)
 			addData(pg)
-			chain.Add(snp.PageCPUID, pg.gpa, nil)
 		case kindSecrets:
 			hb.AddPageData(igvm.PageData{GPA: pg.gpa, CompatibilityMask: 1, DataType: igvm.DataSecrets}, false)
-			chain.Add(snp.PageSecrets, pg.gpa, nil)
 		case kindParam:
 			hb.Add(igvm.TypeParameterArea, igvm.ParameterArea{NumberOfBytes: pageSize})
 			hb.Add(igvm.TypeVPCountParameter, igvm.ParameterUsage{})
 			hb.Add(igvm.TypeMemoryMap, igvm.ParameterUsage{ByteOffset: 24})
 			hb.Add(igvm.TypeParameterInsert, igvm.ParameterInsert{GPA: pg.gpa, CompatibilityMask: 1})
-			chain.Add(snp.PageUnmeasured, pg.gpa, nil)
 		case kindVMSA:
 			hb.AddVPContext(igvm.VPContext{GPA: pg.gpa, CompatibilityMask: 1})
 			addData(pg)
+		}
+	}
+	j.hb = hb
+	j.headerLen = int64(hb.Len()) + idBlockHeaderLen
+}
+
+// finish folds the PAGE_INFO chain, signs the ID block and completes the
+// header section. The pages must be hashed.
+func (j *job) finish() (*Image, error) {
+	var chain snp.Chain
+	for i := range j.pages {
+		pg := &j.pages[i]
+		switch pg.kind {
+		case kindNormal:
+			chain.Add(snp.PageNormal, pg.gpa, &pg.digest)
+		case kindCPUID:
+			chain.Add(snp.PageCPUID, pg.gpa, nil)
+		case kindSecrets:
+			chain.Add(snp.PageSecrets, pg.gpa, nil)
+		case kindParam:
+			chain.Add(snp.PageUnmeasured, pg.gpa, nil)
+		case kindVMSA:
 			chain.Add(snp.PageVMSA, pg.gpa, &pg.digest)
 		}
 	}
-	im.Digest = chain.Digest()
-
-	key := p.IDKey
+	im := &Image{Digest: chain.Digest(), chunks: j.chunks}
+	key := j.p.IDKey
 	if key == nil {
+		var err error
 		if key, err = snp.DefaultKey(); err != nil {
 			return nil, err
 		}
@@ -184,11 +280,14 @@ func Generate(ctx context.Context, p Params) (*Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	hb.Add(igvm.TypeSNPIDBlock, idBlockHeader(blk, sig))
-	if im.Header, err = hb.Finish(); err != nil {
+	j.hb.Add(igvm.TypeSNPIDBlock, idBlockHeader(blk, sig))
+	if im.Header, err = j.hb.Finish(); err != nil {
 		return nil, err
 	}
-	im.size = int64(len(im.Header)) + int64(hb.DataPages())*pageSize
+	if int64(len(im.Header)) != j.headerLen {
+		return nil, fmt.Errorf("internal error: header section is %d bytes, planned %d", len(im.Header), j.headerLen)
+	}
+	im.size = int64(len(im.Header)) + int64(j.hb.DataPages())*pageSize
 	return im, nil
 }
 
@@ -230,47 +329,68 @@ func enumerate(l *layout) []page {
 	return pages
 }
 
-// hashPages finds zero pages and hashes the others, in parallel (and 8
-// pages per core at once where AVX-512 allows, see snp/pagehash).
-func hashPages(ctx context.Context, pages []page) error {
-	zero := snp.ZeroPageDigest()
-	var zeroPage [pageSize]byte
-	const batch = 64
+// forEachBatch runs f over batches of consecutive pages on all cores.
+func forEachBatch(ctx context.Context, pages []page, f func(pages []page, offset int, scratch *batchScratch)) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
-	workers := runtime.GOMAXPROCS(0)
-	for w := 0; w < workers; w++ {
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			data, idx, sums := make([][]byte, 0, batch), make([]int, 0, batch), make([][pagehash.Size]byte, batch)
+			var sc batchScratch
 			for {
-				start := int(next.Add(batch)) - batch
+				start := int(next.Add(batchSize)) - batchSize
 				if start >= len(pages) || ctx.Err() != nil {
 					return
 				}
-				data, idx = data[:0], idx[:0]
-				for i := start; i < min(start+batch, len(pages)); i++ {
-					pg := &pages[i]
-					switch pg.kind {
-					case kindNormal:
-						if pg.data == nil || bytes.Equal(pg.data, zeroPage[:]) {
-							pg.data = nil
-							pg.digest = zero
-							continue
-						}
-						data, idx = append(data, pg.data), append(idx, i)
-					case kindVMSA:
-						data, idx = append(data, pg.data), append(idx, i)
-					}
-				}
-				pagehash.Sum384(data, sums[:len(data)])
-				for k, i := range idx {
-					pages[i].digest = sums[k]
-				}
+				f(pages[start:min(start+batchSize, len(pages))], start, &sc)
 			}
 		}()
 	}
 	wg.Wait()
 	return ctx.Err()
+}
+
+const batchSize = 64
+
+type batchScratch struct {
+	zero *snp.Digest
+	data [][]byte
+	idx  []int
+	sums [batchSize][pagehash.Size]byte
+}
+
+// zeroBatch drops the data of all-zero ordinary pages: they get no file
+// data and the constant zero-page digest.
+func zeroBatch(pages []page, _ int, _ *batchScratch) {
+	var zeroPage [pageSize]byte
+	for i := range pages {
+		pg := &pages[i]
+		if pg.kind == kindNormal && pg.data != nil && bytes.Equal(pg.data, zeroPage[:]) {
+			pg.data = nil
+		}
+	}
+}
+
+// hashBatch hashes the measured contents (8 pages at once per core where
+// AVX-512 allows, see snp/pagehash).
+func hashBatch(pages []page, _ int, sc *batchScratch) {
+	if sc.zero == nil {
+		z := snp.ZeroPageDigest()
+		sc.zero = &z
+	}
+	sc.data, sc.idx = sc.data[:0], sc.idx[:0]
+	for i := range pages {
+		pg := &pages[i]
+		switch {
+		case pg.kind == kindNormal && pg.data == nil:
+			pg.digest = *sc.zero
+		case pg.kind == kindNormal || pg.kind == kindVMSA:
+			sc.data, sc.idx = append(sc.data, pg.data), append(sc.idx, i)
+		}
+	}
+	pagehash.Sum384(sc.data, sc.sums[:len(sc.data)])
+	for k, i := range sc.idx {
+		pages[i].digest = sc.sums[k]
+	}
 }

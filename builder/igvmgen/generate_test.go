@@ -8,6 +8,8 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -216,4 +218,38 @@ func FuzzMeasure(f *testing.F) {
 		_, _ = Measure(context.Background(), bytes.NewReader(b), int64(len(b)))
 		_, _ = Inspect(context.Background(), bytes.NewReader(b), int64(len(b)))
 	})
+}
+
+// GenerateFile writes the same bytes as Generate + WriteTo, and leaves
+// nothing behind on error.
+func TestGenerateFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, opt := range []bool{true, false} {
+		p := baseParams()
+		p.PvalidateOpt = opt
+		p.Initrd, p.InitrdName = stream("rd", 9000), "rd"
+		want, err := Generate(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "f.igvm")
+		got, err := GenerateFile(ctx, p, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(path)
+		if !bytes.Equal(b, want.Bytes()) || got.Digest != want.Digest || int64(len(b)) != got.Size() {
+			t.Fatalf("opt=%v: GenerateFile differs from Generate", opt)
+		}
+	}
+	p := baseParams()
+	p.Cmdline = []byte("\xff")
+	if _, err := GenerateFile(ctx, p, filepath.Join(dir, "bad.igvm")); err == nil {
+		t.Fatal("bad cmdline accepted")
+	}
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 {
+		t.Fatalf("left behind: %v", ents)
+	}
 }

@@ -58,12 +58,24 @@ type Signature struct {
 	Qx, Qy [48]byte
 }
 
+// CheckKey reports whether key can sign ID blocks (a P-384 key).
+func CheckKey(key *ecdsa.PrivateKey) error {
+	if key == nil || key.Curve != elliptic.P384() {
+		name := "nil"
+		if key != nil {
+			name = key.Curve.Params().Name
+		}
+		return fmt.Errorf("ID key curve is %s, want P-384", name)
+	}
+	return nil
+}
+
 // Sign signs the ID block with key using ECDSA P-384/SHA-384 and RFC 6979
 // deterministic nonces (crypto/ecdsa with a nil random source).
 func Sign(key *ecdsa.PrivateKey, b IDBlock) (Signature, error) {
 	var sig Signature
-	if key.Curve != elliptic.P384() {
-		return sig, fmt.Errorf("ID key curve is %s, want P-384", key.Curve.Params().Name)
+	if err := CheckKey(key); err != nil {
+		return sig, err
 	}
 	h := sha512.Sum384(b.Bytes())
 	der, err := key.Sign(nil, h[:], crypto.SHA384)

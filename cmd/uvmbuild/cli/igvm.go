@@ -128,11 +128,8 @@ func runIgvm(cmd *cobra.Command, o igvmOptions) error {
 			fmt.Fprintf(cmd.ErrOrStderr(), "uvmbuild igvm: ACPI tables compiled with iasl %s\n", v)
 		}
 	}
-	im, err := igvmgen.Generate(ctx, p)
+	im, err := igvmgen.GenerateFile(ctx, p, o.out)
 	if err != nil {
-		return err
-	}
-	if err := im.WriteFile(o.out); err != nil {
 		return err
 	}
 	if o.measurementFile != "" {
