@@ -136,7 +136,7 @@ func TestJobsLimit(t *testing.T) {
 	e := newEnv(t)
 	c := newCounter()
 	slow := func(ctx context.Context, x *graph.Exec) error {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 		return concat(ctx, x)
 	}
 	var roots []*graph.Step

@@ -67,14 +67,19 @@ func TestInterruptedBuild(t *testing.T) {
 	}
 	before := snapshot(t, e.out)
 	ctx, cancel := context.WithCancel(context.Background())
+	// Cancel once every transform is running (all generates are done).
+	se := &watchWriter{want: "[run]     sample/transform-", n: 3, seen: make(chan struct{})}
 	go func() {
-		time.Sleep(300 * time.Millisecond)
+		select {
+		case <-se.seen:
+		case <-time.After(30 * time.Second):
+		}
 		cancel()
 	}()
 	o := &Options{Recipes: composeRecipes(), Environ: e.environ}
-	var so, se bytes.Buffer
-	code := run(ctx, o, []string{"--recipe", "sample", "--out", e.out, "--cache-dir", e.cache, "--progress", "plain",
-		"SLEEP_MS=5000", "STYLE=shout"}, strings.NewReader(""), &so, &se)
+	var so bytes.Buffer
+	code := run(ctx, o, []string{"--recipe", "sample", "--out", e.out, "--cache-dir", e.cache, "--progress", "plain", "-j", "4",
+		"SLEEP_MS=5000", "STYLE=shout"}, strings.NewReader(""), &so, se)
 	if code != 1 {
 		t.Fatalf("interrupted build: exit %d\n%s", code, se.String())
 	}
@@ -93,4 +98,32 @@ func TestInterruptedBuild(t *testing.T) {
 	if _, stderr, code := e.run("STYLE=shout", "SLEEP_MS=1"); code != 0 {
 		t.Fatal(stderr)
 	}
+}
+
+// watchWriter collects output and closes seen once want has appeared in n
+// writes.
+type watchWriter struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	want string
+	n    int
+	seen chan struct{}
+}
+
+func (w *watchWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.n > 0 && bytes.Contains(p, []byte(w.want)) {
+		w.n--
+		if w.n == 0 {
+			close(w.seen)
+		}
+	}
+	return w.buf.Write(p)
+}
+
+func (w *watchWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }
