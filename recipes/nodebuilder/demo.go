@@ -1,7 +1,11 @@
 package nodebuilder
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"path/filepath"
+	"sort"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 
@@ -88,10 +92,22 @@ func (demo) packages(c *config) []string {
 		"ca-certificates", "chrony", "cryptsetup-bin", "dbus", "libelf1", "iptables", "iproute2",
 		"irqbalance", "liblz4-1", "sed", "systemd", "systemd-sysv", "tzdata", "zlib1g", "libseccomp2",
 	}
-	if c.confpods {
+	if c.confpods && !c.main() {
+		// kata-packages-uvm-coco: 3.15 installs it for CONF_GUEST=yes;
+		// msft-main's config.sh ignores CONF_GUEST.
 		p = append(p, "cifs-utils", "dmsetup", "udev")
 	}
 	return p
+}
+
+// packagesLockName names the lock entry of a package set: the step ID and a
+// digest of the list, so that another set (EXTRA_PKGS, another profile) is
+// pinned on its own instead of failing as a mismatch of the default one.
+func packagesLockName(id string, pkgs []string) string {
+	sorted := append([]string(nil), pkgs...)
+	sort.Strings(sorted)
+	h := sha256.Sum256([]byte(strings.Join(sorted, " ")))
+	return id + "@" + hex.EncodeToString(h[:6])
 }
 
 func (d demo) packagesStep(p *planner) *graph.Step {
@@ -107,7 +123,7 @@ func (d demo) packagesStep(p *planner) *graph.Step {
 				SourceDateEpoch: p.cfg.epoch,
 			}),
 			Outputs: []string{"image", "rootfs.tar"},
-			Exec:    p.w.debianImage(id),
+			Exec:    p.w.debianImage(packagesLockName(id, append(append([]string(nil), def...), extra...))),
 		}
 	})
 }

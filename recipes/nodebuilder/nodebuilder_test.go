@@ -16,6 +16,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/uvmbuild/uvmbuild/builder/actions"
 	"github.com/uvmbuild/uvmbuild/builder/cache"
 	"github.com/uvmbuild/uvmbuild/builder/ext4"
 	"github.com/uvmbuild/uvmbuild/builder/graph"
@@ -471,5 +472,37 @@ func TestCmdlineBytes(t *testing.T) {
 	}
 	if !strings.Contains(cmdlineMiddle, "systemd.mask=systemd-networkd.service \tsystemd.mask=systemd-networkd.socket") {
 		t.Errorf("second space-TAB misplaced: %q", cmdlineMiddle)
+	}
+}
+
+// TestDemoLockPinsDefaults: the committed uvmbuild.lock pins every external
+// input of the demo's default builds (all-confpods and all), so CI's cold
+// build is checked against it instead of recording new entries.
+func TestDemoLockPinsDefaults(t *testing.T) {
+	needPlanTools(t)
+	root := repoRoot(t)
+	lock, err := lockfile.Read(filepath.Join(root, lockfile.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, target := range []string{"all-confpods", "all"} {
+		p, err := plan(t, mustNew(t, Demo), recipes.Env{ProjectDir: root, KataSrc: filepath.Join(root, "testdata", "kata-src")}, target)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range allSteps(p) {
+			var name string
+			switch e := s.Exec.(type) {
+			case *actions.DebianImage:
+				name = e.LockName
+			case *actions.Fetch:
+				name = e.LockName
+			default:
+				continue
+			}
+			if _, ok := lock.Entries[name]; !ok {
+				t.Errorf("%s: step %s is not pinned: no entry %q in uvmbuild.lock (build the demo once and commit the lock)", target, s.ID, name)
+			}
+		}
 	}
 }
