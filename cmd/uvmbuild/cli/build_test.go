@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -295,4 +296,30 @@ func TestCleanTarget(t *testing.T) {
 	}
 	e.read("sample-report.txt")
 	e.record()
+}
+
+func TestProgressJSON(t *testing.T) {
+	e := newCLIEnv(t)
+	_, stderr, code := e.run("--progress", "json", "COUNT=1")
+	if code != 0 {
+		t.Fatal(stderr)
+	}
+	kinds := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		var ev struct {
+			Kind    string `json:"kind"`
+			Step    string `json:"step"`
+			Summary *struct{ Run int }
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("stderr line is not JSON: %q", line)
+		}
+		kinds[ev.Kind]++
+		if ev.Kind == "build-end" && (ev.Summary == nil || ev.Summary.Run != 3) {
+			t.Errorf("build-end %s", line)
+		}
+	}
+	if kinds["build-start"] != 1 || kinds["start"] != 3 || kinds["done"] != 3 || kinds["build-end"] != 1 {
+		t.Errorf("event counts %v", kinds)
+	}
 }
