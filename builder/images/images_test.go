@@ -329,6 +329,11 @@ func TestRegistryPullOnceThenOffline(t *testing.T) {
 		t.Errorf("Resolve after retag = %s, %v; want the locked %s", d2, err, first)
 	}
 
+	// Another reference under the same name: refused until re-pinned.
+	if _, err := s.Resolve(ctx, images.Source{Name: "sample", Ref: ref + "-other"}); err == nil || !strings.Contains(err.Error(), "lock pull --update") {
+		t.Errorf("changed reference: %v", err)
+	}
+
 	// Offline: registry gone, fresh rootfs cache, same store.
 	srv.Close()
 	os.RemoveAll(filepath.Join(s.Dir, "images", "rootfs"))

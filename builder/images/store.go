@@ -115,6 +115,12 @@ func (s *Store) Resolve(ctx context.Context, src Source) (digest.Digest, error) 
 		}
 	}
 	if ok && src.Ref != "" {
+		if locked.Ref != "" && locked.Ref != src.Ref {
+			// The recipe now names another image: a deliberate change the
+			// lock must be told about, never silently papered over.
+			return "", fmt.Errorf("%s: entry %q was resolved from %q, not %q: re-pin it (uvmbuild lock pull --update %s %s)",
+				s.Lock.Path(), src.Name, locked.Ref, src.Ref, src.Name, src.Ref)
+		}
 		// A tag is not re-resolved: the lock is the pin, and the image is
 		// pulled by the locked digest.
 		return locked.Digest, nil
