@@ -3,6 +3,7 @@ package actions
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -203,11 +204,38 @@ func (d *DebianImage) Run(ctx context.Context, x *graph.Exec) error {
 	if name == "" {
 		name = x.Step.ID
 	}
-	return d.Lock.Record(name, lockfile.Entry{
-		Ref:       "debian:" + p.Suite,
+	// The entry names the spec it was built from: the same spec giving
+	// another digest means the mirror moved on (an error), while a changed
+	// spec (new packages, another suite) is a deliberate change that
+	// re-pins the entry.
+	e := lockfile.Entry{
+		Ref:       fmt.Sprintf("debian:%s spec=%s", p.Suite, specFingerprint(x.Step.Spec)),
 		Digest:    imgDigest,
 		Checksums: map[string]digest.Digest{"rootfs.tar": tarDigest},
-	})
+	}
+	old, ok, err := d.Lock.Lookup(name)
+	if err != nil {
+		return err
+	}
+	if ok && old.Ref != e.Ref {
+		if x.Logger != nil {
+			x.Logger.Warn("debian image spec changed; re-pinning lock entry", "entry", name, "old", old.Digest, "new", imgDigest)
+		}
+		return d.Lock.Set(name, e)
+	}
+	return d.Lock.Record(name, e)
+}
+
+// specFingerprint is a short digest of a spec's kind, version and params.
+func specFingerprint(s graph.Spec) string {
+	b, err := json.Marshal(struct {
+		Kind, Version string
+		Params        map[string]any
+	}{s.Kind, s.Version, s.Params})
+	if err != nil {
+		return "unknown"
+	}
+	return digest.FromBytes(b).Encoded()[:16]
 }
 
 func mmdebstrapArgs(p DebianImageParams, mirror, tarPath, pkgList string) []string {

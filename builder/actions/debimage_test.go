@@ -161,3 +161,85 @@ func (c *cancelOn) Write(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+// fakeMmdebstrap writes a script that stands in for mmdebstrap: it writes a
+// small tar (its content taken from the file named by content) to the
+// output argument and records its arguments.
+func fakeMmdebstrap(t *testing.T, content string) string {
+	t.Helper()
+	dir := t.TempDir()
+	p := filepath.Join(dir, "mmdebstrap")
+	script := `#!/bin/sh
+set -e
+echo "$@" > ` + dir + `/args
+for a; do case "$a" in *.tar) out=$a;; esac; done
+src=$(mktemp -d)
+mkdir -p "$src/etc"
+cp ` + content + ` "$src/etc/content"
+touch -d @$SOURCE_DATE_EPOCH "$src/etc/content" "$src/etc" "$src"
+tar --sort=name --mtime=@$SOURCE_DATE_EPOCH --numeric-owner -C "$src" -cf "$out" .
+`
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDebianImageLock(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("DebianImage runs mmdebstrap --mode=root; needs root")
+	}
+	if _, err := exec.LookPath("tar"); err != nil {
+		t.Skip("tar not installed")
+	}
+	content := filepath.Join(t.TempDir(), "content")
+	os.WriteFile(content, []byte("v1"), 0o644)
+	lockPath := filepath.Join(t.TempDir(), lockfile.Name)
+	lock := lockfile.Open(lockPath)
+	exe := &actions.DebianImage{Lock: lock, LockName: "img", Mmdebstrap: fakeMmdebstrap(t, content), Mirror: "http://deb.example.org/debian"}
+	mk := func(pkgs ...string) *graph.Step {
+		return &graph.Step{ID: "img", Outputs: []string{"image", "rootfs.tar"}, Exec: exe,
+			Spec: actions.DebianImageSpec(actions.DebianImageParams{Suite: "bookworm", Packages: pkgs, Backports: []string{"e2fsprogs"}, SourceDateEpoch: testEpoch})}
+	}
+	ctx := context.Background()
+	out, log, err := run(t, ctx, mk("make"), nil)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log)
+	}
+	first, ok, _ := lock.Lookup("img")
+	if !ok {
+		t.Fatal("no lock entry")
+	}
+	// The layout is valid and holds the tar.
+	root, d, err := (&images.Store{Dir: t.TempDir()}).RootfsFromLayout(ctx, filepath.Join(out, "image"), "")
+	if err != nil || d != first.Digest {
+		t.Fatalf("layout: %s %v (lock %s)", d, err, first.Digest)
+	}
+	if b, _ := os.ReadFile(filepath.Join(root, "etc/content")); string(b) != "v1" {
+		t.Errorf("content = %q", b)
+	}
+	args, _ := os.ReadFile(filepath.Join(filepath.Dir(exe.Mmdebstrap), "args"))
+	for _, want := range []string{"--include=make,e2fsprogs/bookworm-backports", "deb http://deb.example.org/debian bookworm-backports main", "--mode=root"} {
+		if !strings.Contains(string(args), want) {
+			t.Errorf("mmdebstrap args lack %q: %s", want, args)
+		}
+	}
+	// Same spec, same result: fine.
+	if _, _, err := run(t, ctx, mk("make"), nil); err != nil {
+		t.Fatal(err)
+	}
+	// Same spec, the mirror moved on: a lock mismatch naming both digests.
+	os.WriteFile(content, []byte("v2"), 0o644)
+	_, _, err = run(t, ctx, mk("make"), nil)
+	var me *lockfile.MismatchError
+	if !errors.As(err, &me) || me.Name != "img" || !strings.Contains(err.Error(), first.Digest.String()) {
+		t.Fatalf("mirror moved: %v", err)
+	}
+	// The recipe changes the package list: a deliberate change, re-pinned.
+	if _, log, err := run(t, ctx, mk("make", "gcc"), nil); err != nil {
+		t.Fatalf("spec change: %v\n%s", err, log)
+	}
+	if e, _, _ := lock.Lookup("img"); e.Digest == first.Digest || e.Ref == first.Ref {
+		t.Errorf("lock entry not re-pinned: %+v", e)
+	}
+}
