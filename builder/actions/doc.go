@@ -56,7 +56,10 @@
 // mirror change does not invalidate the cache); the executor downloads to a
 // temporary file, verifies, renames, and records the checksums in
 // uvmbuild.lock under the step's lock name. With the lock present and the
-// cache warm nothing is fetched.
+// cache warm nothing is fetched. A file declared without a digest is pinned
+// by the lock on first use; a later download that differs is a
+// *lockfile.MismatchError naming both digests. When the recipe changes a
+// declared digest (a version bump) the lock entry follows the recipe.
 //
 // # Debian images
 //
@@ -83,7 +86,8 @@
 // input named by ContainerParams.ImageInput), "rootfs.tar" the mmdebstrap
 // tar (usable directly as a demo root file system), "packages.txt" the
 // installed packages with versions. Only "image" is required; list the ones
-// you consume. The image digest is recorded in uvmbuild.lock under LockName;
-// a later build of the same spec that produces another digest (the mirror
-// moved on) fails with a *lockfile.MismatchError.
+// you consume. The image digest is recorded in uvmbuild.lock under LockName
+// together with a fingerprint of the spec; a later build of the same spec
+// that produces another digest (the mirror moved on) fails with a
+// *lockfile.MismatchError, while a changed spec re-pins the entry.
 package actions

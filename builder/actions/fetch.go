@@ -41,6 +41,16 @@ type FetchFile struct {
 	Digest digest.Digest
 }
 
+// ChecksumError is a download whose content is not the expected one.
+type ChecksumError struct {
+	URL       string
+	Want, Got digest.Digest
+}
+
+func (e *ChecksumError) Error() string {
+	return fmt.Sprintf("%s: checksum mismatch: want %s, got %s", e.URL, e.Want, e.Got)
+}
+
 // FetchSpec returns the Spec of a fetch step downloading files.
 func FetchSpec(files []FetchFile) graph.Spec {
 	fs := map[string]any{}
@@ -90,13 +100,20 @@ func (f *Fetch) Run(ctx context.Context, x *graph.Exec) error {
 		if err := checkOutputName(file.Name); err != nil {
 			return fmt.Errorf("fetch %q: %w", file.Name, err)
 		}
+		// A declared digest is the pin; an undeclared one is pinned by the
+		// lock (trust on first use), and a download that differs from it
+		// fails naming both.
 		want := file.Digest
 		if want == "" {
 			want = locked.Checksums[file.Name]
-		} else if l, ok := locked.Checksums[file.Name]; ok && l != want {
-			return &lockfile.MismatchError{File: f.Lock.Path(), Name: lockName, Field: "checksums[" + file.Name + "]", Want: l, Got: want}
 		}
 		d, err := f.fetchOne(ctx, x, file, want)
+		var ce *ChecksumError
+		if err != nil && file.Digest == "" && errors.As(err, &ce) {
+			// Pinned by the lock: upstream changed under the same URL.
+			return fmt.Errorf("fetch %q from %s: %w", file.Name, ce.URL,
+				&lockfile.MismatchError{File: f.Lock.Path(), Name: lockName, Field: "checksums[" + file.Name + "]", Want: ce.Want, Got: ce.Got})
+		}
 		if err != nil {
 			return err
 		}
@@ -109,6 +126,15 @@ func (f *Fetch) Run(ctx context.Context, x *graph.Exec) error {
 	}
 	if f.Lock == nil {
 		return nil
+	}
+	// Every locked checksum of an undeclared file was just verified, so a
+	// difference left comes from the recipe (a declared digest changed, a
+	// file added or removed): a deliberate change, re-pinned.
+	if len(locked.Checksums) > 0 && !locked.Equal(got) {
+		if x.Logger != nil {
+			x.Logger.Warn("fetch step's declared files changed; re-pinning lock entry", "entry", lockName)
+		}
+		return f.Lock.Set(lockName, got)
 	}
 	return f.Lock.Record(lockName, got)
 }
@@ -181,7 +207,7 @@ func (f *Fetch) download(ctx context.Context, url, dst string, want digest.Diges
 	}
 	got := digest.NewDigest(digest.SHA256, h)
 	if want != "" && got != want {
-		return "", fmt.Errorf("%s: checksum mismatch: want %s, got %s", url, want, got)
+		return "", &ChecksumError{URL: url, Want: want, Got: got}
 	}
 	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return "", err

@@ -65,13 +65,15 @@ func TestFetchVerifiesAndLocks(t *testing.T) {
 		t.Errorf("half-written output left: %v", ents)
 	}
 
-	// The recipe changes a checksum the lock holds: a lock mismatch.
+	// The recipe changes a declared checksum (a new upstream version): the
+	// recipe is the pin, the lock entry follows it.
 	changed := []actions.FetchFile{{Name: "a.tar", URLs: []string{srv.URL + "/bad"}, Digest: digest.FromString("tampered")}}
 	s = &graph.Step{ID: "fetch/src", Spec: actions.FetchSpec(changed), Exec: &actions.Fetch{Files: changed, Lock: lock, LockName: "sources"}}
-	_, _, err = run(t, context.Background(), s, nil)
-	var me *lockfile.MismatchError
-	if !errors.As(err, &me) || me.Name != "sources" {
-		t.Errorf("changed checksum: %v", err)
+	if _, _, err = run(t, context.Background(), s, nil); err != nil {
+		t.Fatalf("changed declared checksum: %v", err)
+	}
+	if e, _, _ := lock.Lookup("sources"); len(e.Checksums) != 1 || e.Checksums["a.tar"] != digest.FromString("tampered") {
+		t.Errorf("lock entry not re-pinned: %+v", e)
 	}
 }
 
@@ -89,8 +91,12 @@ func TestFetchTrustOnFirstUse(t *testing.T) {
 	}
 	files["/f"] = "changed upstream"
 	_, _, err := run(t, context.Background(), s, nil)
-	if err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
-		t.Errorf("upstream change not caught: %v", err)
+	if !errors.Is(err, lockfile.ErrMismatch) ||
+		!strings.Contains(err.Error(), digest.FromString("first").String()) || !strings.Contains(err.Error(), digest.FromString("changed upstream").String()) {
+		t.Errorf("upstream change not caught naming both digests: %v", err)
+	}
+	if e, _, _ := lock.Lookup("fetch/f"); e.Checksums["f"] != digest.FromString("first") {
+		t.Errorf("lock changed by a failed fetch: %+v", e)
 	}
 }
 
