@@ -14,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/compression"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -488,5 +489,37 @@ func TestLayerSemantics(t *testing.T) {
 				t.Errorf("upper layer's directory mode not applied: %v", fi.Mode())
 			}
 		})
+	}
+}
+
+func TestPrune(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	s, _ := newStore(t)
+	var ds []digest.Digest
+	for i := 0; i < 2; i++ {
+		dir := filepath.Join(t.TempDir(), "image")
+		d, err := images.WriteLayout(dir, writeTar(t, append(sampleRoot, entry{name: fmt.Sprint("f", i), body: "x"})), images.ImageConfig{Created: epoch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Rootfs(ctx, images.Source{Layout: dir}, d); err != nil {
+			t.Fatal(err)
+		}
+		ds = append(ds, d)
+	}
+	removed, err := s.Prune(ds[:1], time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 1 || removed[0] != ds[1] {
+		t.Errorf("removed %v, want [%s]", removed, ds[1])
+	}
+	assertClean(t, s, ds[0])
+	if _, err := s.Rootfs(ctx, images.Source{}, ds[0]); err != nil {
+		t.Errorf("kept image unusable: %v", err)
+	}
+	if _, err := s.Rootfs(ctx, images.Source{}, ds[1]); !errors.Is(err, images.ErrUnknownImage) {
+		t.Errorf("pruned image still there: %v", err)
 	}
 }

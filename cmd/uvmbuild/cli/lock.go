@@ -6,7 +6,9 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/spf13/cobra"
 
 	"github.com/uvmbuild/uvmbuild/builder/images"
@@ -106,6 +108,40 @@ verifying every blob. Afterwards builds need no network for this image.`,
 	pull.Flags().BoolVar(&update, "update", false, "re-resolve REF and replace the locked digest (a deliberate update)")
 	pull.Flags().StringVarP(&o.ProjectDir, "project-dir", "C", ".", "project directory holding uvmbuild.lock")
 	pull.Flags().StringVar(&o.CacheDir, "cache-dir", "", "cache directory (default $UVMBUILD_CACHE, else $XDG_CACHE_HOME/uvmbuild, else ~/.cache/uvmbuild)")
-	cmd.AddCommand(diff, pull)
+	gc := &cobra.Command{
+		Use:   "gc",
+		Short: "Remove images the lock does not pin from the cache's image store",
+		Long: `Remove from the cache's image store (layouts and unpacked roots) every image
+whose digest no entry of uvmbuild.lock names, and work directories older than
+an hour. Do not run it while a build uses the cache.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			dir, err := o.cacheDir()
+			if err != nil {
+				return err
+			}
+			l, err := lockfile.Read(filepath.Join(o.ProjectDir, lockfile.Name))
+			if err != nil {
+				return err
+			}
+			var keep []digest.Digest
+			for _, e := range l.Entries {
+				if e.Digest != "" {
+					keep = append(keep, e.Digest)
+				}
+			}
+			removed, err := (&images.Store{Dir: dir}).Prune(keep, time.Now())
+			if err != nil {
+				return err
+			}
+			for _, d := range removed {
+				fmt.Fprintf(cmd.OutOrStdout(), "removed\t%s\n", d)
+			}
+			return nil
+		},
+	}
+	gc.Flags().StringVarP(&o.ProjectDir, "project-dir", "C", ".", "project directory holding uvmbuild.lock")
+	gc.Flags().StringVar(&o.CacheDir, "cache-dir", "", "cache directory (default $UVMBUILD_CACHE, else $XDG_CACHE_HOME/uvmbuild, else ~/.cache/uvmbuild)")
+	cmd.AddCommand(diff, pull, gc)
 	return cmd
 }

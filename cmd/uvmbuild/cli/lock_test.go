@@ -83,4 +83,13 @@ func TestLockPullShowDiff(t *testing.T) {
 	if _, err := runLock(t, "diff", old, old); err != nil {
 		t.Errorf("diff of equal locks: %v", err)
 	}
+
+	// gc keeps the pinned image (want2 now) and drops the first one.
+	out, err = runLock(t, "gc", "-C", proj, "--cache-dir", cache)
+	if err != nil || out != "removed\t"+want.String()+"\n" {
+		t.Errorf("gc: %q, %v", out, err)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "images", "oci", want2.Hex)); err != nil {
+		t.Errorf("gc removed the pinned image: %v", err)
+	}
 }
