@@ -211,6 +211,9 @@ func (b *builder) placeTree(ctx context.Context, entries []Entry, dst string) er
 			}
 		case "file":
 			if err := b.opts.Store.LinkFile(ctx, e.Digest, e.Mode, p); err != nil {
+				if e.Path == "." {
+					return err
+				}
 				return fmt.Errorf("%s: %w", e.Path, err)
 			}
 		default:
