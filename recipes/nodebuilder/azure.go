@@ -127,7 +127,7 @@ func (a azureLinux) tarfsStep(p *planner, id string) *graph.Step {
 		"make KDIR=\"$KDIR\" KVER=\"$KVER\" INSTALL_MOD_PATH=/out/modules install\n"
 	return p.container(containerStep{
 		id: id, desc: "tarfs.ko for kernel-uvm", image: p.builderImage(), script: script,
-		inputs:  []graph.Input{p.kataSrc("tarfs"), {Name: "kernel-rpms", From: rpms}},
+		inputs:  []graph.Input{p.kataSrc(), {Name: "kernel-rpms", From: rpms}},
 		outputs: []string{"modules"},
 	})
 }

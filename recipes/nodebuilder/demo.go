@@ -201,7 +201,7 @@ func (d demo) tarfsStep(p *planner, id string) *graph.Step {
 		image:  p.builderImage(),
 		script: script,
 		inputs: []graph.Input{
-			p.kataSrc("tarfs"),
+			p.kataSrc(),
 			{Name: "linux-headers.deb", From: debs, Output: "linux-headers.deb"},
 			{Name: "linux-headers-common.deb", From: debs, Output: "linux-headers-common.deb"},
 			{Name: "linux-kbuild.deb", From: debs, Output: "linux-kbuild.deb"},

@@ -78,7 +78,7 @@ func (p *planner) runtimeStep() *graph.Step {
 			desc:    "runtime: containerd-shim-kata-v2, kata-runtime, kata-monitor, " + n.shimConfig,
 			image:   p.builderImage(),
 			script:  script,
-			inputs:  []graph.Input{p.kataSrc("runtime")},
+			inputs:  []graph.Input{p.kataSrc()},
 			outputs: []string{"containerd-shim-kata-v2", "kata-runtime", "kata-monitor", "kata-collect-data.sh", "config/" + n.shimConfig},
 		})
 	})
@@ -124,7 +124,7 @@ func (p *planner) agentStep() *graph.Step {
 			p.r.fl.toolchainEnv() + p.r.fl.cargoOffline("agent") +
 			"make " + flags + "\n" +
 			"make install " + flags + "\n"
-		inputs := []graph.Input{p.kataSrc("agent")}
+		inputs := []graph.Input{p.kataSrc()}
 		if v := p.r.fl.vendorStep(p, "agent"); v != nil {
 			inputs = append(inputs, graph.Input{Name: "vendor", From: v})
 		}
@@ -165,7 +165,7 @@ func (p *planner) tardevStep(tc tardevComponent) *graph.Step {
 			script += "install -m 0644 tardev-snapshotter.service /out/tardev-snapshotter.service\n"
 			outputs = append(outputs, "tardev-snapshotter.service")
 		}
-		inputs := []graph.Input{p.kataSrc(tc.dir)}
+		inputs := []graph.Input{p.kataSrc()}
 		if v := p.r.fl.vendorStep(p, tc.dir); v != nil {
 			inputs = append(inputs, graph.Input{Name: "vendor", From: v})
 		}

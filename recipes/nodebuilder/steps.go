@@ -67,7 +67,7 @@ func (p *planner) uvmTarget() string {
 var kataSrcIgnore = []string{".git", "target", "agent-install", "*.o", "*.ko", "*.mod.c", "*.cmd"}
 
 // kataSrc is the kata source tree as a step input (mounted at /in/kata-src).
-func (p *planner) kataSrc(string) graph.Input {
+func (p *planner) kataSrc() graph.Input {
 	return graph.Input{Name: "kata-src", Path: p.src.dir, Ignore: kataSrcIgnore}
 }
 

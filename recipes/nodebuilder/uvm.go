@@ -2,7 +2,6 @@ package nodebuilder
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/uvmbuild/uvmbuild/builder/graph"
 )
@@ -146,5 +145,3 @@ func (p *planner) cleanPaths() []string {
 	}
 	return paths
 }
-
-func itoa(i int) string { return strconv.Itoa(i) }
