@@ -68,7 +68,9 @@ func (b *builder) readHistory(id string) *historyEntry {
 // writeHistory records n's key material unless it is already the latest.
 func (b *builder) writeHistory(n *node) error {
 	h := historyEntry{ID: n.step.ID, Key: n.key, Material: toHistory(n.km)}
-	data, err := json.Marshal(h)
+	// Without HTML escaping, so that the stored params stay byte-equal to
+	// their canonical form.
+	data, err := marshalNoEscape(h)
 	if err != nil {
 		return err
 	}

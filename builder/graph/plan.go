@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -41,6 +42,8 @@ type Reason struct {
 func (r Reason) String() string {
 	s := r.What
 	switch {
+	case len(r.Old) > maxShown || len(r.New) > maxShown:
+		s += ": " + longChange(r.Old, r.New)
 	case r.Old != "" && r.New != "":
 		s += fmt.Sprintf(": %s → %s", r.Old, r.New)
 	case r.New != "":
@@ -200,10 +203,66 @@ func diffParams(old, cur json.RawMessage) []Reason {
 	for _, k := range sorted {
 		ov, oo := o[k]
 		cv, co := c[k]
+		if oo {
+			ov = recanonical(ov)
+		}
+		if co {
+			cv = recanonical(cv)
+		}
 		if oo && co && bytes.Equal(ov, cv) {
 			continue
 		}
 		rs = append(rs, Reason{What: "param " + k, Old: string(ov), New: string(cv)})
 	}
 	return rs
+}
+
+// recanonical re-encodes a JSON value canonically (older history files
+// escaped HTML characters).
+func recanonical(raw json.RawMessage) json.RawMessage {
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return raw
+	}
+	out, err := marshalNoEscape(v)
+	if err != nil {
+		return raw
+	}
+	return out
+}
+
+// maxShown is the longest value String shows whole.
+const maxShown = 100
+
+// longChange summarises a change of long values (e.g. a step's script):
+// their sizes and the first line that differs.
+func longChange(old, cur string) string {
+	// JSON strings read better as their text, with real line breaks.
+	text := func(v string) string {
+		var s string
+		if json.Unmarshal([]byte(v), &s) == nil {
+			return s
+		}
+		return v
+	}
+	o, c := strings.Split(text(old), "\n"), strings.Split(text(cur), "\n")
+	clip := func(l string) string {
+		if r := []rune(l); len(r) > 60 {
+			return string(r[:60]) + "…"
+		}
+		return l
+	}
+	for i := 0; i < max(len(o), len(c)); i++ {
+		var ol, cl string
+		if i < len(o) {
+			ol = o[i]
+		}
+		if i < len(c) {
+			cl = c[i]
+		}
+		if ol != cl {
+			return fmt.Sprintf("%d → %d bytes, line %d: %q → %q", len(old), len(cur), i+1, clip(ol), clip(cl))
+		}
+	}
+	return fmt.Sprintf("%d → %d bytes", len(old), len(cur))
 }

@@ -2,6 +2,7 @@ package graph_test
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,5 +118,32 @@ func TestWriteGraph(t *testing.T) {
 	}
 	if err := graph.WriteGraph(&strings.Builder{}, []*graph.Step{b}, "svg"); err == nil {
 		t.Error("unknown format accepted")
+	}
+}
+
+func TestReasonStringLongValues(t *testing.T) {
+	lines := strings.Repeat("echo a\n", 30)
+	changed := strings.Repeat("echo a\n", 10) + "echo b\n" + strings.Repeat("echo a\n", 19)
+	old, _ := json.Marshal(lines)
+	cur, _ := json.Marshal(changed)
+	got := graph.Reason{What: "param script", Old: string(old), New: string(cur)}.String()
+	want := `param script: 242 → 242 bytes, line 11: "echo a" → "echo b"`
+	if got != want {
+		t.Errorf("got %q\nwant %q", got, want)
+	}
+}
+
+// TestPlanParamsWithHTMLCharacters: a param holding "&" or "<" is not
+// reported as changed when it did not change.
+func TestPlanParamsWithHTMLCharacters(t *testing.T) {
+	e := newEnv(t)
+	c := newCounter()
+	a := step(c, "a", "x && y < z")
+	e.build(a)
+	b := step(c, "a", "x && y < z")
+	b.Spec.Params["extra"] = 1
+	p := explain(t, e, b)
+	if rs := p["a"].Reasons; len(rs) != 1 || rs[0].What != "param extra" {
+		t.Errorf("reasons %v, want only param extra", rs)
 	}
 }
