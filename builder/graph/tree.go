@@ -41,13 +41,14 @@ func TreeDigest(entries []Entry) digest.Digest {
 	return digest.FromBytes(buf.Bytes())
 }
 
-// Sub returns the part of m under output, rebased so that output itself is
-// "."; output "" selects the whole manifest with no "." entry. It reports
-// false when output is not in m.
+// sub returns the part of n's outputs under output (see subManifest).
 func (n *node) sub(output string) ([]Entry, bool) {
 	return subManifest(n.manifest, output)
 }
 
+// subManifest returns the part of m under output, rebased so that output
+// itself is "."; output "" selects the whole manifest with no "." entry. It
+// reports false when output is not in m.
 func subManifest(m *Manifest, output string) ([]Entry, bool) {
 	if m == nil {
 		return nil, false
