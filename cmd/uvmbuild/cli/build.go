@@ -30,12 +30,16 @@ are not run again.`,
 		},
 	}
 	o.addFlags(cmd.Flags())
+	o.addDryRunFlag(cmd.Flags())
 	return cmd
 }
 
 // runBuild is the make-style build: plan, clean, build, materialise,
 // record. On failure the output directory is left as it was.
 func runBuild(ctx context.Context, o *Options, args []string, stdout, stderr io.Writer) error {
+	if o.DryRun {
+		return runPlan(ctx, o, args, false, stdout, stderr)
+	}
 	if err := o.validate(); err != nil {
 		return err
 	}

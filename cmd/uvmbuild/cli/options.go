@@ -55,6 +55,7 @@ type Options struct {
 	Jobs       int
 	KeepGoing  bool
 	Progress   string
+	DryRun     bool // -n on the build commands only
 
 	// Recipes are the recipes --recipe chooses from.
 	Recipes []recipes.Recipe
@@ -259,4 +260,10 @@ func (o *Options) planFor(ctx context.Context, args []string, log *slog.Logger) 
 		return nil, nil, nil, nil, fmt.Errorf("recipe %s: %w", r.Name(), err)
 	}
 	return r, targets, vals, plan, nil
+}
+
+// addDryRunFlag binds -n to the build commands (root and build) only: other
+// commands that build prerequisites (deploy) must not silently skip them.
+func (o *Options) addDryRunFlag(fs *pflag.FlagSet) {
+	fs.BoolVarP(&o.DryRun, "dry-run", "n", false, "print what would run and why, run nothing (like make -n; same as 'uvmbuild plan')")
 }

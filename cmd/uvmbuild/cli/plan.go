@@ -1,8 +1,10 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 
 	"github.com/spf13/cobra"
 
@@ -20,58 +22,61 @@ changed against the last build of that action (variable, parameter, input, image
 version, with old and new values or digests).`,
 		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := o.validate(); err != nil {
-				return err
-			}
-			ctx := cmd.Context()
-			log := newLogger(cmd.ErrOrStderr())
-			_, _, _, plan, err := o.planFor(ctx, args, log)
-			if err != nil {
-				return err
-			}
-			store, err := o.openCache(ctx, log)
-			if err != nil {
-				return err
-			}
-			defer store.Close()
-			acts, err := graph.Explain(ctx, plan.Steps(), graph.Options{Store: store, WorkDir: store.Dir(), Jobs: o.Jobs, Logger: log})
-			if err != nil {
-				return err
-			}
-			w := cmd.OutOrStdout()
-			if asJSON {
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				enc.SetEscapeHTML(false)
-				if acts == nil {
-					acts = []graph.PlannedAction{}
-				}
-				return enc.Encode(acts)
-			}
-			run := 0
-			for _, a := range acts {
-				if a.Cached {
-					fmt.Fprintf(w, "cached  %s\n", a.ID)
-					continue
-				}
-				run++
-				fmt.Fprintf(w, "run     %s", a.ID)
-				if a.Description != "" {
-					fmt.Fprintf(w, ": %s", a.Description)
-				}
-				fmt.Fprintln(w)
-				for _, r := range a.Reasons {
-					fmt.Fprintf(w, "          %s\n", r)
-				}
-			}
-			for _, c := range plan.Clean {
-				fmt.Fprintf(w, "clean   %s\n", c)
-			}
-			fmt.Fprintf(w, "%d actions: %d cached, %d to run\n", len(acts), len(acts)-run, run)
-			return nil
+			return runPlan(cmd.Context(), o, args, asJSON, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	o.addFlags(cmd.Flags())
 	return cmd
+}
+
+// runPlan prints what a build of args would do (also `uvmbuild -n`).
+func runPlan(ctx context.Context, o *Options, args []string, asJSON bool, w, stderr io.Writer) error {
+	if err := o.validate(); err != nil {
+		return err
+	}
+	log := newLogger(stderr)
+	_, _, _, plan, err := o.planFor(ctx, args, log)
+	if err != nil {
+		return err
+	}
+	store, err := o.openCache(ctx, log)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	acts, err := graph.Explain(ctx, plan.Steps(), graph.Options{Store: store, WorkDir: store.Dir(), Jobs: o.Jobs, Logger: log})
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
+		if acts == nil {
+			acts = []graph.PlannedAction{}
+		}
+		return enc.Encode(acts)
+	}
+	run := 0
+	for _, a := range acts {
+		if a.Cached {
+			fmt.Fprintf(w, "cached  %s\n", a.ID)
+			continue
+		}
+		run++
+		fmt.Fprintf(w, "run     %s", a.ID)
+		if a.Description != "" {
+			fmt.Fprintf(w, ": %s", a.Description)
+		}
+		fmt.Fprintln(w)
+		for _, r := range a.Reasons {
+			fmt.Fprintf(w, "          %s\n", r)
+		}
+	}
+	for _, c := range plan.Clean {
+		fmt.Fprintf(w, "clean   %s\n", c)
+	}
+	fmt.Fprintf(w, "%d actions: %d cached, %d to run\n", len(acts), len(acts)-run, run)
+	return nil
 }

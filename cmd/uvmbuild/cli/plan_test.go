@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 )
@@ -131,5 +132,20 @@ func TestParseSize(t *testing.T) {
 		if _, err := parseSize(bad); err == nil {
 			t.Errorf("parseSize(%q) accepted", bad)
 		}
+	}
+}
+
+func TestDryRunFlag(t *testing.T) {
+	e := newCLIEnv(t)
+	stdout, stderr, code := e.run("-n", "COUNT=1")
+	if code != 0 || !strings.Contains(stdout, "3 actions: 0 cached, 3 to run") {
+		t.Fatalf("-n: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(e.out); err == nil {
+		t.Error("-n created the output directory")
+	}
+	stdout, _, _ = e.run("build", "--dry-run", "COUNT=1")
+	if !strings.Contains(stdout, "3 to run") {
+		t.Errorf("build --dry-run:\n%s", stdout)
 	}
 }

@@ -34,6 +34,7 @@ Exit codes: 0 ok, 1 build failed or bad input, 2 usage error, 3 compared things 
 		},
 	}
 	o.addFlags(root.Flags())
+	o.addDryRunFlag(root.Flags())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageError(err) })
 	for _, c := range []*cobra.Command{
 		newBuildCmd(o),
