@@ -17,9 +17,9 @@ test:
 	$(GO) test ./...
 
 # Each scripts/bench-*.sh measures one part against its reference tool in
-# the same run and prints the ratio.
+# the same run and prints the ratio; all run even if one fails.
 bench: build
-	@set -e; for s in scripts/bench-*.sh; do echo "== $$s"; bash "$$s"; done
+	@status=0; for s in scripts/bench-*.sh; do echo "== $$s"; bash "$$s" || { echo "$$s failed"; status=1; }; done; exit $$status
 
 demo: build
 	./$(BIN) --recipe $(DEMO_RECIPE) $(DEMO_ARGS)
