@@ -4,7 +4,7 @@
 //
 // [Make] runs
 //
-//	MKE2FS_CONFIG=<pinned mke2fs.conf> SOURCE_DATE_EPOCH=<sde> TZ=UTC LC_ALL=C \
+//	MKE2FS_CONFIG=<pinned mke2fs.conf> SOURCE_DATE_EPOCH=<sde> TZ=UTC LC_ALL=C.UTF-8 \
 //	mkfs.ext4 -q -F -t ext4 -T default -b 4096 -I 256 -m <reserved> -U <uuid> \
 //	  -E hash_seed=<seed>,root_owner=0:0,lazy_itable_init=0,lazy_journal_init=0,nodiscard,offset=<off> \
 //	  -d <rootfs.tar> <file> <blocks>

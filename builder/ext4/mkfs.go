@@ -168,7 +168,9 @@ func Make(ctx context.Context, out string, o Options) error {
 		"PATH=" + os.Getenv("PATH"),
 		"MKE2FS_CONFIG=" + confPath,
 		"SOURCE_DATE_EPOCH=" + strconv.FormatInt(o.SourceDateEpoch, 10),
-		"TZ=UTC", "LC_ALL=C", "LANG=C",
+		// C.UTF-8, not C: libarchive must convert the tar's UTF-8 names
+		// (PAX) to the locale's charset, and fails in plain C.
+		"TZ=UTC", "LC_ALL=C.UTF-8", "LANG=C.UTF-8",
 	}
 	cmd.Dir = dir
 	var log bytes.Buffer

@@ -54,6 +54,9 @@ func testRootfs(t *testing.T, path string, extra ...*tar.Header) {
 	add(&tar.Header{Name: "usr/bin/busybox", Typeflag: tar.TypeReg, Mode: 0o4755}, bytes.Repeat([]byte("bb"), 5000))
 	add(&tar.Header{Name: "usr/bin/sh", Typeflag: tar.TypeLink, Linkname: "usr/bin/busybox"}, nil)
 	add(&tar.Header{Name: "etc/hostname", Typeflag: tar.TypeReg, Mode: 0o644, Uname: "builder"}, []byte("uvm\n"))
+	// Non-ASCII names and link targets (PAX records, UTF-8).
+	add(&tar.Header{Name: "usr/share/zoneinfo/América/São_Paulo", Typeflag: tar.TypeReg, Mode: 0o644}, []byte("tz"))
+	add(&tar.Header{Name: "etc/localtime", Typeflag: tar.TypeSymlink, Linkname: "/usr/share/zoneinfo/América/São_Paulo"}, nil)
 	add(&tar.Header{Name: "dev/null", Typeflag: tar.TypeChar, Mode: 0o666, Devmajor: 1, Devminor: 3}, nil)
 	for _, h := range extra {
 		add(h, nil)
