@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/uvmbuild/uvmbuild/builder/attest"
 	"github.com/uvmbuild/uvmbuild/builder/graph"
 	"github.com/uvmbuild/uvmbuild/builder/record"
 )
@@ -56,7 +57,7 @@ func runBuild(ctx context.Context, o *Options, args []string, stdout, stderr io.
 		return err
 	}
 	if len(plan.Clean) > 0 {
-		if err := graph.Clean(outDir, append(plan.Clean, record.FileName)); err != nil {
+		if err := graph.Clean(outDir, append(plan.Clean, record.FileName, attest.ProvenanceFile)); err != nil {
 			return err
 		}
 		for _, c := range plan.Clean {
@@ -100,6 +101,9 @@ func runBuild(ctx context.Context, o *Options, args []string, stdout, stderr io.
 	if err := record.Write(filepath.Join(outDir, record.FileName), b); err != nil {
 		return err
 	}
+	if err := WriteProvenance(b, outDir); err != nil {
+		return err
+	}
 	for _, a := range arts {
 		fmt.Fprintf(stdout, "%s\t%s\n", filepath.Join(o.OutDir, filepath.FromSlash(a.Name)), a.Digest)
 	}
@@ -110,6 +114,9 @@ func runBuild(ctx context.Context, o *Options, args []string, stdout, stderr io.
 	sort.Strings(keys)
 	for _, k := range keys {
 		fmt.Fprintf(stdout, "%s\t%s\n", k, plan.Record[k])
+	}
+	if o.Expect != "" {
+		return CheckExpect(stdout, outDir, o.Expect, o.ExpectPub)
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/uvmbuild/uvmbuild/builder/attest"
 	"github.com/uvmbuild/uvmbuild/builder/record"
 )
 
@@ -321,5 +322,25 @@ func TestProgressJSON(t *testing.T) {
 	}
 	if kinds["build-start"] != 1 || kinds["start"] != 3 || kinds["done"] != 3 || kinds["build-end"] != 1 {
 		t.Errorf("event counts %v", kinds)
+	}
+}
+
+// TestBuildWritesProvenance checks the build's post-steps: the provenance
+// statement lands beside build.json and validates, and --expect fails a
+// build that has no launch measurement to compare with.
+func TestBuildWritesProvenance(t *testing.T) {
+	e := newCLIEnv(t)
+	if _, stderr, code := e.run(); code != 0 {
+		t.Fatal(stderr)
+	}
+	e.read(attest.ProvenanceFile)
+	var stdout, stderr bytes.Buffer
+	o := &Options{Recipes: composeRecipes(), Environ: e.environ}
+	if code := run(context.Background(), o, []string{"provenance", "--check", filepath.Join(e.out, attest.ProvenanceFile)}, strings.NewReader(""), &stdout, &stderr); code != 0 {
+		t.Fatalf("provenance --check: exit %d\n%s", code, stderr.String())
+	}
+	missing := filepath.Join(t.TempDir(), "missing.cose")
+	if _, _, code := e.run("--expect", missing); code == 0 {
+		t.Fatal("--expect with a missing file succeeded")
 	}
 }

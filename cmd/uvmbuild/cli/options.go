@@ -56,6 +56,9 @@ type Options struct {
 	KeepGoing  bool
 	Progress   string
 	DryRun     bool // -n on the build commands only
+	// Expect is a measurement file or endorsement the built launch
+	// measurement must equal; ExpectPub the key the endorsement must verify with.
+	Expect, ExpectPub string
 
 	// Recipes are the recipes --recipe chooses from.
 	Recipes []recipes.Recipe
@@ -80,6 +83,8 @@ func (o *Options) addFlags(fs *pflag.FlagSet) {
 	fs.IntVarP(&o.Jobs, "jobs", "j", runtime.NumCPU(), "number of actions to run at once")
 	fs.BoolVarP(&o.KeepGoing, "keep-going", "k", false, "keep building independent actions after a failure")
 	fs.StringVar(&o.Progress, "progress", "auto", "progress output: auto, tty, plain or json")
+	fs.StringVar(&o.Expect, "expect", "", "exit 3 unless a built launch measurement equals this measurement file or endorsement")
+	fs.StringVar(&o.ExpectPub, "expect-pub", "", "public key the --expect endorsement must verify with")
 }
 
 func (o *Options) getenv(name string) string {
