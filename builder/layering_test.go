@@ -12,13 +12,19 @@ import (
 
 const module = "github.com/uvmbuild/uvmbuild/"
 
-// artifactLibs may import only each other and a few leaf modules: they
-// are pure format code (bytes in, bytes out).
+// artifactLibs are pure format code (bytes in, bytes out). Each has its
+// own row in allowed; the list also defines what actions, the CLI and diff
+// may reach and what must never depend on the build machinery.
 var artifactLibs = []string{
 	"builder/kernel", "builder/igvm", "builder/snp", "builder/acpi", "builder/igvmgen",
 	"builder/verity", "builder/disk", "builder/ext4", "builder/rootfs",
 }
 
+// leaves are small stdlib-only packages any layer may use.
+var leaves = []string{"builder/atomicfile"}
+
+// artifactLeafModules are the third-party modules an unlisted builder
+// package (a new format) may use before it gets its own row.
 var artifactLeafModules = []string{"github.com/klauspost/compress/", "golang.org/x/sync/", "golang.org/x/sys/"}
 
 // allowed lists, per package (or package tree, with a trailing "/"), the
@@ -28,32 +34,55 @@ var artifactLeafModules = []string{"github.com/klauspost/compress/", "golang.org
 var allowed = map[string][]string{
 	"cmd/uvmbuild": {"cmd/uvmbuild/cli"},
 	// The CLI reaches executors only through recipes: never builder/actions
-	// or builder/sandbox directly.
-	"cmd/uvmbuild/cli": append([]string{"recipes", "recipes/", "builder/graph", "builder/cache", "builder/progress",
+	// or builder/sandbox directly. The libraries are those of its standalone
+	// commands (igvm, measure, inspect, verity, image).
+	"cmd/uvmbuild/cli": {"recipes", "recipes/", "builder/graph", "builder/cache", "builder/progress",
 		"builder/record", "builder/diff", "builder/attest", "builder/deploy", "builder/images", "builder/lockfile",
-		"github.com/spf13/", "golang.org/x/term", "github.com/opencontainers/go-digest"}, libsSlash()...),
+		"builder/igvmgen", "builder/igvm", "builder/verity", "builder/disk/image", "builder/acpi/iasl", "builder/rootfs",
+		"builder/atomicfile", "github.com/spf13/", "golang.org/x/term", "github.com/opencontainers/go-digest"},
 	"recipes":          {"builder/graph"},
 	"recipes/":         {"recipes", "builder/graph", "builder/actions", "builder/lockfile", "builder/images", "policy", "github.com/opencontainers/go-digest"},
 	"policy":           {"github.com/open-policy-agent/opa/", "github.com/opencontainers/go-digest"},
-	"builder/graph":    {"builder/progress", "builder/record", "github.com/opencontainers/go-digest", "golang.org/x/sync/", "golang.org/x/sys/unix"},
-	"builder/cache":    {"github.com/opencontainers/go-digest", "github.com/gofrs/flock", "golang.org/x/sys/unix"},
+	"builder/graph":    {"builder/progress", "builder/record", "builder/atomicfile", "github.com/opencontainers/go-digest", "golang.org/x/sync/", "golang.org/x/sys/unix"},
+	"builder/cache":    {"builder/atomicfile", "github.com/opencontainers/go-digest", "github.com/gofrs/flock", "golang.org/x/sys/unix"},
 	"builder/progress": {"golang.org/x/term"},
-	"builder/record":   {"github.com/opencontainers/go-digest"},
-	"builder/lockfile": {"github.com/opencontainers/go-digest"},
+	"builder/record":   {"builder/atomicfile", "github.com/opencontainers/go-digest"},
+	"builder/lockfile": {"builder/atomicfile", "github.com/opencontainers/go-digest"},
 	"builder/sandbox":  {"github.com/opencontainers/runtime-spec/"},
 	"builder/images":   {"builder/lockfile", "github.com/google/go-containerregistry/", "github.com/klauspost/compress/", "github.com/opencontainers/go-digest"},
 	"builder/actions": append([]string{"builder/graph", "builder/sandbox", "builder/images", "builder/lockfile",
 		"github.com/opencontainers/go-digest"}, libsSlash()...),
-	"builder/attest":   {"builder/record", "github.com/in-toto/attestation/", "github.com/veraison/go-cose", "google.golang.org/protobuf/"},
-	"builder/diff":     append([]string{"builder/record", "github.com/klauspost/compress/"}, libsSlash()...),
+	"builder/attest": {"builder/record", "builder/atomicfile", "github.com/in-toto/attestation/", "github.com/veraison/go-cose",
+		"google.golang.org/protobuf/"},
+	"builder/diff":     {"builder/record", "builder/igvm", "builder/disk", "builder/verity", "builder/rootfs", "github.com/klauspost/compress/"},
 	"builder/deploy":   {"builder/record", "github.com/opencontainers/go-digest"},
 	"builder/regcache": {"builder/cache", "github.com/google/go-containerregistry/", "github.com/opencontainers/go-digest"},
+
+	// Artifact libraries and leaves: stdlib unless listed.
+	"builder/atomicfile":   {},
+	"builder/kernel":       {},
+	"builder/igvm":         {},
+	"builder/snp":          {},
+	"builder/snp/pagehash": {"golang.org/x/sys/cpu"},
+	"builder/acpi":         {},
+	"builder/acpi/clh":     {},
+	// iasl runs the iasl compiler: only actions and the CLI use it, never
+	// igvmgen.
+	"builder/acpi/iasl": {"builder/acpi"},
+	"builder/igvmgen": {"builder/igvm", "builder/snp", "builder/snp/pagehash", "builder/kernel", "builder/acpi",
+		"builder/acpi/clh", "builder/atomicfile"},
+	"builder/verity": {"golang.org/x/sync/"},
+	"builder/disk":   {},
+	// ext4 runs mkfs.ext4 (os/exec, allowed here and for disk/image only).
+	"builder/ext4":       {},
+	"builder/disk/image": {"builder/disk", "builder/ext4", "builder/rootfs", "builder/verity"},
+	"builder/rootfs":     {"github.com/klauspost/compress/", "golang.org/x/sys/unix"},
 }
 
 // libsSlash returns the artifact libraries as package-tree prefixes.
 func libsSlash() []string {
 	var out []string
-	for _, l := range artifactLibs {
+	for _, l := range append(artifactLibs, leaves...) {
 		out = append(out, l, l+"/")
 	}
 	return out
@@ -67,7 +96,12 @@ var denied = []struct {
 }{
 	{libsSlash(), []string{"builder/graph", "builder/cache", "builder/sandbox", "builder/actions", "builder/images",
 		"recipes", "cmd/", "github.com/spf13/cobra"}},
-	{[]string{"builder/verity", "builder/igvm", "builder/snp", "builder/kernel"}, []string{"os/exec"}},
+	// Pure format code runs no tools: only ext4, disk/image and acpi/iasl
+	// (and the machinery above them) may reach os/exec.
+	{[]string{"builder/verity", "builder/verity/", "builder/igvm", "builder/igvm/", "builder/snp", "builder/snp/",
+		"builder/kernel", "builder/kernel/", "builder/igvmgen", "builder/igvmgen/", "builder/disk", "builder/rootfs",
+		"builder/rootfs/", "builder/acpi", "builder/acpi/clh", "builder/atomicfile", "builder/attest", "builder/record",
+		"builder/lockfile", "builder/diff"}, []string{"os/exec"}},
 	{[]string{"builder/graph"}, []string{"builder/sandbox", "builder/actions", "builder/images", "builder/cache",
 		"recipes", "cmd/", "github.com/spf13/cobra", "github.com/google/go-containerregistry"}},
 	{[]string{"builder/cache"}, []string{"builder/graph", "builder/record", "recipes", "cmd/"}},
@@ -197,6 +231,17 @@ func TestLayeringRules(t *testing.T) {
 	}
 	if r, _ := rulesFor("cmd/uvmbuild/cli"); matches("builder/sandbox", r) || matches("builder/actions", r) || !matches("builder/disk/image", r) {
 		t.Error("cli rules wrong")
+	}
+	for _, l := range append(artifactLibs, leaves...) {
+		if _, ok := allowed[l]; !ok {
+			t.Errorf("%s has no row of its own in allowed", l)
+		}
+	}
+	if r, _ := rulesFor("builder/igvmgen"); matches("builder/acpi/iasl", r) || !matches("builder/snp/pagehash", r) {
+		t.Error("igvmgen rules wrong: it may use pagehash but never run iasl")
+	}
+	if r, _ := rulesFor("builder/atomicfile"); len(r) != 0 {
+		t.Errorf("atomicfile may import %v, want the standard library only", r)
 	}
 	if isStd("github.com/x/y") || !isStd("os/exec") {
 		t.Error("isStd")

@@ -17,6 +17,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/uvmbuild/uvmbuild/builder/atomicfile"
 	"github.com/uvmbuild/uvmbuild/builder/graph"
 	"github.com/uvmbuild/uvmbuild/builder/lockfile"
 	"github.com/uvmbuild/uvmbuild/builder/sandbox"
@@ -192,25 +193,21 @@ func (f *Fetch) download(ctx context.Context, url, dst string, want digest.Diges
 	if resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("%s: %s", url, resp.Status)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(dst), ".fetch-*")
+	var got digest.Digest
+	// No fsync: the graph's store syncs the step's outputs.
+	err = atomicfile.Write(dst, 0o644, func(tmp *os.File) error {
+		h := sha256.New()
+		if _, err := io.Copy(io.MultiWriter(tmp, h), resp.Body); err != nil {
+			return fmt.Errorf("%s: %w", url, err)
+		}
+		got = digest.NewDigest(digest.SHA256, h)
+		if want != "" && got != want {
+			return &ChecksumError{URL: url, Want: want, Got: got}
+		}
+		return nil
+	}, atomicfile.NoSync())
 	if err != nil {
 		return "", err
 	}
-	defer os.Remove(tmp.Name())
-	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), resp.Body); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("%s: %w", url, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	got := digest.NewDigest(digest.SHA256, h)
-	if want != "" && got != want {
-		return "", &ChecksumError{URL: url, Want: want, Got: got}
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return "", err
-	}
-	return got, os.Rename(tmp.Name(), dst)
+	return got, nil
 }

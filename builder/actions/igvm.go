@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/uvmbuild/uvmbuild/builder/acpi/clh"
 	"github.com/uvmbuild/uvmbuild/builder/acpi/iasl"
+	"github.com/uvmbuild/uvmbuild/builder/atomicfile"
 	"github.com/uvmbuild/uvmbuild/builder/graph"
 	"github.com/uvmbuild/uvmbuild/builder/igvmgen"
 )
@@ -232,7 +232,7 @@ func (e *IGVM) Run(ctx context.Context, x *graph.Exec) error {
 		if err := os.MkdirAll(filepath.Dir(mp), 0o755); err != nil {
 			return err
 		}
-		if err := igvmgen.WriteFileAtomic(mp, func(w io.Writer) error { _, err := w.Write(js); return err }); err != nil {
+		if err := atomicfile.WriteFile(mp, js, 0o644, atomicfile.NoSync()); err != nil {
 			return err
 		}
 	}

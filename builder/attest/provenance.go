@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/uvmbuild/uvmbuild/builder/atomicfile"
 	"github.com/uvmbuild/uvmbuild/builder/record"
 )
 
@@ -358,38 +359,5 @@ func WriteProvenance(b *record.Build, outDir string, opt ProvenanceOptions) erro
 	if err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(outDir, ProvenanceFile), data)
+	return atomicfile.WriteFile(filepath.Join(outDir, ProvenanceFile), data, 0o644)
 }
-
-func writeAtomic(dst string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", dst, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", dst, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", dst, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", dst, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", dst, err)
-	}
-	if err = os.Rename(f.Name(), dst); err != nil {
-		return fmt.Errorf("writing %s: %w", dst, err)
-	}
-	return nil
-}
-
-// WriteFileAtomic writes data to dst atomically; the CLI uses it for
-// endorsements and reference values.
-func WriteFileAtomic(dst string, data []byte) error { return writeAtomic(dst, data) }

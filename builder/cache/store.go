@@ -20,6 +20,8 @@ import (
 	"github.com/gofrs/flock"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/uvmbuild/uvmbuild/builder/atomicfile"
 )
 
 // Store is a cache directory opened for use by a build. It holds a shared
@@ -546,34 +548,14 @@ func tempName(dst string) string {
 
 // copyAtomic copies r into dst with mode: temp file beside dst, fsync,
 // rename.
-func copyAtomic(ctx context.Context, r io.Reader, dst string, mode fs.FileMode) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
+func copyAtomic(ctx context.Context, r io.Reader, dst string, mode fs.FileMode) error {
+	return atomicfile.Write(dst, goMode(mode), func(f *os.File) error {
+		bw := bufio.NewWriterSize(f, 1<<20)
+		if _, err := io.Copy(bw, ctxReader{ctx, r}); err != nil {
+			return err
 		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if _, err = io.Copy(bw, ctxReader{ctx, r}); err != nil {
-		return err
-	}
-	if err = bw.Flush(); err != nil {
-		return err
-	}
-	if err = f.Chmod(goMode(mode)); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), dst)
+		return bw.Flush()
+	})
 }
 
 func writeFileAtomic(dst string, data []byte, mode fs.FileMode) error {

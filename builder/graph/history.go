@@ -5,11 +5,12 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
 	"os"
 	"path/filepath"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/uvmbuild/uvmbuild/builder/atomicfile"
 )
 
 // historyEntry is the key material of the last build of one step ID, kept
@@ -81,20 +82,7 @@ func (b *builder) writeHistory(n *node) error {
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(p), ".hist-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("writing %s: %w", p, err)
-	}
-	return nil
+	// No fsync: history only explains rebuilds, and a lost entry costs
+	// an explanation, never a wrong result.
+	return atomicfile.WriteFile(p, data, 0o644, atomicfile.NoSync())
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/uvmbuild/uvmbuild/builder/atomicfile"
 )
 
 // statCache remembers host file digests across builds, keyed by what
@@ -150,18 +152,6 @@ func (c *statCache) save() {
 	if err := os.MkdirAll(filepath.Dir(c.path), 0o755); err != nil {
 		return
 	}
-	f, err := os.CreateTemp(filepath.Dir(c.path), ".filehashes-*")
-	if err != nil {
-		return
-	}
-	_, err = f.Write(data)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), c.path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
+	// Best effort and no fsync: a lost cache only costs re-hashing.
+	_ = atomicfile.WriteFile(c.path, data, 0o644, atomicfile.NoSync())
 }

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
 
+	"github.com/uvmbuild/uvmbuild/builder/atomicfile"
 	"github.com/uvmbuild/uvmbuild/builder/igvm"
 	"github.com/uvmbuild/uvmbuild/builder/kernel"
 	"github.com/uvmbuild/uvmbuild/builder/snp"
@@ -63,37 +63,7 @@ func (im *Image) Bytes() []byte {
 // generating it): callers that need durability, like the build cache, sync
 // when they store the result.
 func (im *Image) WriteFile(path string) error {
-	return WriteFileAtomic(path, func(w io.Writer) error { _, err := im.WriteTo(w); return err })
-}
-
-// WriteFileAtomic creates path with the bytes write produces, through a
-// temporary file in the same directory and a rename, so a failure never
-// leaves a partial file at path. The file mode is 0644. No fsync (see
-// Image.WriteFile).
-func WriteFileAtomic(path string, write func(io.Writer) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = write(f); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return atomicfile.Write(path, 0o644, func(f *os.File) error { _, err := im.WriteTo(f); return err }, atomicfile.NoSync())
 }
 
 // page is one included guest page.
@@ -128,11 +98,7 @@ func GenerateFile(ctx context.Context, p Params, path string) (*Image, error) {
 		return nil, err
 	}
 	var im *Image
-	err = WriteFileAtomic(path, func(w io.Writer) error {
-		f, ok := w.(io.WriterAt)
-		if !ok {
-			return fmt.Errorf("%T is not an io.WriterAt", w)
-		}
+	err = atomicfile.Write(path, 0o644, func(f *os.File) error {
 		done := make(chan error, 1)
 		go func() {
 			off := j.headerLen
@@ -157,7 +123,7 @@ func GenerateFile(ctx context.Context, p Params, path string) (*Image, error) {
 		}
 		_, err = f.WriteAt(im.Header, 0)
 		return err
-	})
+	}, atomicfile.NoSync())
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/uvmbuild/uvmbuild/builder/atomicfile"
 	"github.com/uvmbuild/uvmbuild/builder/attest"
 )
 
@@ -80,7 +81,7 @@ func runEndorseSign(w io.Writer, keyFile, in, out string) error {
 	if err != nil {
 		return err
 	}
-	if err := attest.WriteFileAtomic(out, end); err != nil {
+	if err := atomicfile.WriteFile(out, end, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "endorsed launch digest %s (guest SVN %q) into %s\n", m.LaunchDigest, m.GuestSVN, out)
@@ -193,5 +194,5 @@ func runEndorseRVPS(w io.Writer, files, policies []string, build, out string) er
 		_, err = w.Write(msg)
 		return err
 	}
-	return attest.WriteFileAtomic(out, msg)
+	return atomicfile.WriteFile(out, msg, 0o644)
 }

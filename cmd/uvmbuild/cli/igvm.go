@@ -3,13 +3,13 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/uvmbuild/uvmbuild/builder/acpi/iasl"
+	"github.com/uvmbuild/uvmbuild/builder/atomicfile"
 	"github.com/uvmbuild/uvmbuild/builder/igvmgen"
 )
 
@@ -134,7 +134,7 @@ func runIgvm(cmd *cobra.Command, o igvmOptions) error {
 	}
 	if o.measurementFile != "" {
 		js := igvmgen.MarshalMeasurement(igvmgen.Measurement{SVN: o.svn, LaunchMeasurement: im.Digest.String()})
-		if err := igvmgen.WriteFileAtomic(o.measurementFile, func(w io.Writer) error { _, err := w.Write(js); return err }); err != nil {
+		if err := atomicfile.WriteFile(o.measurementFile, js, 0o644, atomicfile.NoSync()); err != nil {
 			os.Remove(o.out) // keep the pair consistent: no IGVM without its measurement
 			return err
 		}

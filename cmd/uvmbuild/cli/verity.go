@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
+	"github.com/uvmbuild/uvmbuild/builder/atomicfile"
 	"github.com/uvmbuild/uvmbuild/builder/verity"
 )
 
@@ -127,7 +127,7 @@ func runVerity(cmd *cobra.Command, dataPath, hashPath string, o verityOptions) e
 			err = cerr
 		}
 	} else {
-		err = createReplacing(hashPath, format)
+		err = atomicfile.Write(hashPath, 0o644, format)
 	}
 	if err != nil {
 		return fmt.Errorf("verity %s: %w", dataPath, err)
@@ -144,32 +144,4 @@ func runVerity(cmd *cobra.Command, dataPath, hashPath string, o verityOptions) e
 	}
 	_, err = fmt.Fprint(cmd.OutOrStdout(), info.Text())
 	return err
-}
-
-// createReplacing creates dst through a temp file beside it: write, fsync,
-// rename. On any error the temp file is removed and dst is untouched.
-func createReplacing(dst string, write func(f *os.File) error) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if err = write(f); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), dst)
 }
