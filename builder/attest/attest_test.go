@@ -31,11 +31,14 @@ func TestMeasurementBytes(t *testing.T) {
 	if err != nil || *back != *m {
 		t.Fatalf("round trip: %v %+v", err, back)
 	}
-	if got := pyQuote("a\"\\\x01é😀</>"); got != `"a\"\\\u0001\u00e9\ud83d\ude00</>"` {
-		t.Errorf("pyQuote: %s", got)
+	// Python's ensure_ascii escapes everything outside ' '..'~', DEL too.
+	odd := (&Measurement{GuestSVN: "a\"\\\x01é😀</>\x7f", LaunchDigest: ld}).Marshal()
+	if want := `"a\"\\\u0001\u00e9\ud83d\ude00</>\u007f"`; !bytes.Contains(odd, []byte(want)) {
+		t.Errorf("Marshal: %s, want the SVN as %s", odd, want)
 	}
 	for _, bad := range []string{`{"x-ms-sevsnpvm-guestsvn":"0"}`, `{"x-ms-sevsnpvm-guestsvn":"0","x-ms-sevsnpvm-launchmeasurement":"ABCD"}`,
-		`{"x-ms-sevsnpvm-guestsvn":0,"x-ms-sevsnpvm-launchmeasurement":"` + ld + `"}`, `not json`} {
+		`{"x-ms-sevsnpvm-guestsvn":0,"x-ms-sevsnpvm-launchmeasurement":"` + ld + `"}`, `not json`,
+		`{"x-ms-sevsnpvm-guestsvn":"0","x-ms-sevsnpvm-launchmeasurement":"` + ld + `"} trailing`} {
 		if _, err := ParseMeasurement([]byte(bad), "bad"); !errors.Is(err, ErrBadInput) {
 			t.Errorf("ParseMeasurement(%s): %v, want ErrBadInput", bad, err)
 		}

@@ -2,19 +2,17 @@ package attest
 
 import (
 	"bytes"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"strings"
-	"unicode/utf16"
+
+	"github.com/uvmbuild/uvmbuild/builder/igvmgen"
 )
 
 // Measurement file keys, as igvmgen writes them.
 const (
-	KeyGuestSVN     = "x-ms-sevsnpvm-guestsvn"
-	KeyLaunchDigest = "x-ms-sevsnpvm-launchmeasurement"
+	KeyGuestSVN     = igvmgen.KeySVN
+	KeyLaunchDigest = igvmgen.KeyMeasurement
 )
 
 // ErrBadInput marks input that is not what it claims to be: a corrupt
@@ -30,82 +28,21 @@ type Measurement struct {
 	LaunchDigest string
 }
 
-// ParseMeasurement reads igvmgen's measurement JSON; name is used in
-// errors. Both keys are required, the digest must be 48 bytes of hex, and
-// unknown keys are rejected so a typo cannot pass for a match.
+// ParseMeasurement reads igvmgen's measurement JSON strictly (see
+// igvmgen.ParseMeasurement); name is used in errors, which wrap
+// ErrBadInput.
 func ParseMeasurement(data []byte, name string) (*Measurement, error) {
-	var m map[string]any
-	dec := json.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%w: measurement file %s: %v", ErrBadInput, name, err)
+	m, err := igvmgen.ParseMeasurement(name, data)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
-	var out Measurement
-	for k, v := range m {
-		s, ok := v.(string)
-		if !ok {
-			return nil, fmt.Errorf("%w: measurement file %s: %q is %T, want a string", ErrBadInput, name, k, v)
-		}
-		switch k {
-		case KeyGuestSVN:
-			out.GuestSVN = s
-		case KeyLaunchDigest:
-			out.LaunchDigest = s
-		default:
-			return nil, fmt.Errorf("%w: measurement file %s: unknown key %q", ErrBadInput, name, k)
-		}
-	}
-	if _, ok := m[KeyGuestSVN]; !ok {
-		return nil, fmt.Errorf("%w: measurement file %s: missing %q", ErrBadInput, name, KeyGuestSVN)
-	}
-	d, err := hex.DecodeString(out.LaunchDigest)
-	if err != nil || len(d) != 48 || strings.ToLower(out.LaunchDigest) != out.LaunchDigest {
-		return nil, fmt.Errorf("%w: measurement file %s: %q is %q, want 96 lowercase hex digits", ErrBadInput, name, KeyLaunchDigest, out.LaunchDigest)
-	}
-	return &out, nil
+	return &Measurement{GuestSVN: m.SVN, LaunchDigest: m.LaunchMeasurement}, nil
 }
 
 // Marshal returns igvmgen's exact bytes (Python json.dump, indent=2,
 // ensure_ascii, no trailing newline).
 func (m *Measurement) Marshal() []byte {
-	return []byte("{\n  \"" + KeyGuestSVN + "\": " + pyQuote(m.GuestSVN) + ",\n  \"" + KeyLaunchDigest + "\": " + pyQuote(m.LaunchDigest) + "\n}")
-}
-
-// pyQuote is Python's json string encoding with ensure_ascii=True.
-func pyQuote(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
-	for _, r := range s {
-		switch r {
-		case '"':
-			b.WriteString(`\"`)
-		case '\\':
-			b.WriteString(`\\`)
-		case '\n':
-			b.WriteString(`\n`)
-		case '\r':
-			b.WriteString(`\r`)
-		case '\t':
-			b.WriteString(`\t`)
-		case '\b':
-			b.WriteString(`\b`)
-		case '\f':
-			b.WriteString(`\f`)
-		default:
-			switch {
-			case r < 0x20:
-				fmt.Fprintf(&b, `\u%04x`, r)
-			case r < 0x80:
-				b.WriteRune(r)
-			case r > 0xffff:
-				r1, r2 := utf16.EncodeRune(r)
-				fmt.Fprintf(&b, `\u%04x\u%04x`, r1, r2)
-			default:
-				fmt.Fprintf(&b, `\u%04x`, r)
-			}
-		}
-	}
-	b.WriteByte('"')
-	return b.String()
+	return igvmgen.MarshalMeasurement(igvmgen.Measurement{SVN: m.GuestSVN, LaunchMeasurement: m.LaunchDigest})
 }
 
 // Difference is one field that differs between two measurements.

@@ -206,6 +206,16 @@ func TestMeasurementJSON(t *testing.T) {
 	if _, err := ParseMeasurement("bad.json", []byte(`{"x-ms-sevsnpvm-guestsvn": 3}`)); err == nil || !strings.Contains(err.Error(), "bad.json") {
 		t.Fatalf("bad json: %v", err)
 	}
+	for _, bad := range []string{
+		`{"x-ms-sevsnpvm-guestsvn": "0", "x-ms-sevsnpvm-launchmeasurement": "` + d + `", "x-ms-sevsnpvm-extra": "1"}`,
+		`{"x-ms-sevsnpvm-guestsvn": "0", "x-ms-sevsnpvm-launchmeasurement": "` + strings.ToUpper(d) + `"}`,
+		`{"x-ms-sevsnpvm-launchmeasurement": "` + d + `"}`,
+		`{"x-ms-sevsnpvm-guestsvn": "0", "x-ms-sevsnpvm-launchmeasurement": "` + d + `"}{}`,
+	} {
+		if _, err := ParseMeasurement("bad.json", []byte(bad)); err == nil || !strings.Contains(err.Error(), "bad.json") {
+			t.Errorf("ParseMeasurement(%s): %v, want an error naming bad.json", bad, err)
+		}
+	}
 }
 
 func FuzzMeasure(f *testing.F) {

@@ -5,8 +5,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"unicode/utf16"
-	"unicode/utf8"
 )
 
 // Measurement is the content of igvmgen's -measurement_file.
@@ -74,23 +74,35 @@ func pyString(b *bytes.Buffer, s string) {
 	b.WriteByte('"')
 }
 
-// ParseMeasurement reads a measurement file (any valid JSON object with the
-// two string keys) and checks the digest is 96 hex digits.
+// ParseMeasurement reads a measurement file; name is used in errors. It
+// is strict, so that a typo cannot pass for a match: one JSON object with
+// exactly the two keys, both strings, the digest 96 lowercase hex digits.
 func ParseMeasurement(name string, data []byte) (Measurement, error) {
 	var raw map[string]any
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return Measurement{}, fmt.Errorf("measurement file %s: %w", name, err)
 	}
-	svn, ok1 := raw[KeySVN].(string)
-	ld, ok2 := raw[KeyMeasurement].(string)
-	if !ok1 || !ok2 {
-		return Measurement{}, fmt.Errorf("measurement file %s: want string keys %q and %q", name, KeySVN, KeyMeasurement)
+	var m Measurement
+	for k, v := range raw {
+		s, ok := v.(string)
+		if !ok {
+			return Measurement{}, fmt.Errorf("measurement file %s: %q is %T, want a string", name, k, v)
+		}
+		switch k {
+		case KeySVN:
+			m.SVN = s
+		case KeyMeasurement:
+			m.LaunchMeasurement = s
+		default:
+			return Measurement{}, fmt.Errorf("measurement file %s: unknown key %q", name, k)
+		}
 	}
-	if d, err := hex.DecodeString(ld); err != nil || len(d) != 48 {
-		return Measurement{}, fmt.Errorf("measurement file %s: %s is %q, want 96 hex digits", name, KeyMeasurement, ld)
+	if _, ok := raw[KeySVN]; !ok {
+		return Measurement{}, fmt.Errorf("measurement file %s: missing %q", name, KeySVN)
 	}
-	if !utf8.ValidString(svn) {
-		return Measurement{}, fmt.Errorf("measurement file %s: invalid svn", name)
+	ld := m.LaunchMeasurement
+	if d, err := hex.DecodeString(ld); err != nil || len(d) != 48 || strings.ToLower(ld) != ld {
+		return Measurement{}, fmt.Errorf("measurement file %s: %q is %q, want 96 lowercase hex digits", name, KeyMeasurement, ld)
 	}
-	return Measurement{SVN: svn, LaunchMeasurement: ld}, nil
+	return m, nil
 }
