@@ -44,7 +44,7 @@ func algFor(pub crypto.PublicKey) (cose.Algorithm, error) {
 func KeyID(pub crypto.PublicKey) ([]byte, error) {
 	der, err := x509.MarshalPKIXPublicKey(pub)
 	if err != nil {
-		return nil, fmt.Errorf("%w: encoding public key: %v", ErrBadInput, err)
+		return nil, fmt.Errorf("%w: encoding public key: %w", ErrBadInput, err)
 	}
 	s := sha256.Sum256(der)
 	return s[:], nil
@@ -64,7 +64,7 @@ func Endorse(rand io.Reader, payload []byte, key crypto.Signer) ([]byte, error) 
 	}
 	signer, err := cose.NewSigner(alg, key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	headers := cose.Headers{
 		Protected: cose.ProtectedHeader{
@@ -83,7 +83,7 @@ func Endorse(rand io.Reader, payload []byte, key crypto.Signer) ([]byte, error) 
 func decodeSign1(data []byte) (*cose.Sign1Message, error) {
 	var msg cose.Sign1Message
 	if err := msg.UnmarshalCBOR(data); err != nil {
-		return nil, fmt.Errorf("%w: not a COSE_Sign1 endorsement: %v", ErrBadInput, err)
+		return nil, fmt.Errorf("%w: not a COSE_Sign1 endorsement: %w", ErrBadInput, err)
 	}
 	if msg.Payload == nil {
 		return nil, fmt.Errorf("%w: COSE_Sign1 endorsement has a detached payload", ErrBadInput)
@@ -115,7 +115,7 @@ func VerifyEndorsement(data []byte, pub crypto.PublicKey) ([]byte, error) {
 	}
 	got, err := msg.Headers.Protected.Algorithm()
 	if err != nil {
-		return nil, fmt.Errorf("%w: endorsement algorithm header: %v", ErrBadInput, err)
+		return nil, fmt.Errorf("%w: endorsement algorithm header: %w", ErrBadInput, err)
 	}
 	if got != alg {
 		return nil, fmt.Errorf("%w: endorsement is signed with %s, the key given is for %s", ErrSignature, got, alg)
@@ -131,10 +131,10 @@ func VerifyEndorsement(data []byte, pub crypto.PublicKey) ([]byte, error) {
 	}
 	v, err := cose.NewVerifier(alg, pub)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadInput, err)
+		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	if err := msg.Verify(nil, v); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrSignature, err)
+		return nil, fmt.Errorf("%w: %w", ErrSignature, err)
 	}
 	return msg.Payload, nil
 }
@@ -157,7 +157,7 @@ func ParsePrivateKey(data []byte) (crypto.Signer, error) {
 		return nil, fmt.Errorf("%w: PEM block %q, want \"EC PRIVATE KEY\" or \"PRIVATE KEY\"", ErrBadInput, blk.Type)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: private key: %v", ErrBadInput, err)
+		return nil, fmt.Errorf("%w: private key: %w", ErrBadInput, err)
 	}
 	k, ok := key.(*ecdsa.PrivateKey)
 	if !ok {
@@ -181,13 +181,13 @@ func ParsePublicKey(data []byte) (crypto.PublicKey, error) {
 	case "PUBLIC KEY":
 		p, err := x509.ParsePKIXPublicKey(blk.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%w: public key: %v", ErrBadInput, err)
+			return nil, fmt.Errorf("%w: public key: %w", ErrBadInput, err)
 		}
 		pub = p
 	case "CERTIFICATE":
 		c, err := x509.ParseCertificate(blk.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%w: certificate: %v", ErrBadInput, err)
+			return nil, fmt.Errorf("%w: certificate: %w", ErrBadInput, err)
 		}
 		pub = c.PublicKey
 	default:

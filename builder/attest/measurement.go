@@ -78,7 +78,7 @@ type Source struct {
 func ReadMeasurement(path string, pub any) (*Measurement, Source, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, Source{}, fmt.Errorf("%w: %v", ErrBadInput, err)
+		return nil, Source{}, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	return DecodeMeasurement(data, path, pub)
 }

@@ -275,10 +275,10 @@ func MarshalStatement(st *intoto.Statement) ([]byte, error) {
 func ParseStatement(data []byte) (*intoto.Statement, *slsa.Provenance, error) {
 	var st intoto.Statement
 	if err := protojson.Unmarshal(data, &st); err != nil {
-		return nil, nil, fmt.Errorf("%w: in-toto statement: %v", ErrBadInput, err)
+		return nil, nil, fmt.Errorf("%w: in-toto statement: %w", ErrBadInput, err)
 	}
 	if err := st.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("%w: in-toto statement: %v", ErrBadInput, err)
+		return nil, nil, fmt.Errorf("%w: in-toto statement: %w", ErrBadInput, err)
 	}
 	if st.PredicateType != PredicateSLSAProvenance {
 		return nil, nil, fmt.Errorf("%w: predicateType %q, want %q", ErrBadInput, st.PredicateType, PredicateSLSAProvenance)
@@ -289,10 +289,10 @@ func ParseStatement(data []byte) (*intoto.Statement, *slsa.Provenance, error) {
 	}
 	var p slsa.Provenance
 	if err := protojson.Unmarshal(pj, &p); err != nil {
-		return nil, nil, fmt.Errorf("%w: SLSA provenance: %v", ErrBadInput, err)
+		return nil, nil, fmt.Errorf("%w: SLSA provenance: %w", ErrBadInput, err)
 	}
 	if err := p.Validate(); err != nil {
-		return nil, nil, fmt.Errorf("%w: SLSA provenance: %v", ErrBadInput, err)
+		return nil, nil, fmt.Errorf("%w: SLSA provenance: %w", ErrBadInput, err)
 	}
 	return &st, &p, nil
 }

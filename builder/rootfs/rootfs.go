@@ -388,7 +388,7 @@ func write(ctx context.Context, entries map[string]*entry, w io.Writer, o *Optio
 	for _, f := range o.Add {
 		name, err := cleanName(f.Name)
 		if err != nil || name == "" {
-			return sum, fmt.Errorf("added file %q: invalid name: %v", f.Name, err)
+			return sum, fmt.Errorf("added file %q: invalid name: %w", f.Name, err)
 		}
 		if _, ok := entries[name]; ok && f.IfMissing {
 			continue

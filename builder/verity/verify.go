@@ -58,7 +58,7 @@ func (c *compareWriter) WriteAt(b []byte, off int64) (int, error) {
 	}
 	got := c.buf[:len(b)]
 	if _, err := c.r.ReadAt(got, off); err != nil {
-		return 0, fmt.Errorf("%w: reading hash device at offset %d: %v", ErrMismatch, off, err)
+		return 0, fmt.Errorf("%w: reading hash device at offset %d: %w", ErrMismatch, off, err)
 	}
 	if !bytes.Equal(got, b) {
 		i := 0

@@ -32,7 +32,7 @@ func (c Compiler) bin() (string, error) {
 	}
 	found, err := exec.LookPath(p)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrNotFound, err)
+		return "", fmt.Errorf("%w: %w", ErrNotFound, err)
 	}
 	return found, nil
 }

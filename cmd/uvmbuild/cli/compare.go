@@ -52,7 +52,7 @@ func loadPub(p string) (crypto.PublicKey, error) {
 	}
 	data, err := os.ReadFile(p)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", attest.ErrBadInput, err)
+		return nil, fmt.Errorf("%w: %w", attest.ErrBadInput, err)
 	}
 	k, err := attest.ParsePublicKey(data)
 	if err != nil {

@@ -62,7 +62,7 @@ func newEndorseSignCmd() *cobra.Command {
 func runEndorseSign(w io.Writer, keyFile, in, out string) error {
 	kb, err := os.ReadFile(keyFile)
 	if err != nil {
-		return fmt.Errorf("%w: %v", attest.ErrBadInput, err)
+		return fmt.Errorf("%w: %w", attest.ErrBadInput, err)
 	}
 	key, err := attest.ParsePrivateKey(kb)
 	if err != nil {
@@ -70,7 +70,7 @@ func runEndorseSign(w io.Writer, keyFile, in, out string) error {
 	}
 	payload, err := os.ReadFile(in)
 	if err != nil {
-		return fmt.Errorf("%w: %v", attest.ErrBadInput, err)
+		return fmt.Errorf("%w: %w", attest.ErrBadInput, err)
 	}
 	// Only a valid measurement file is endorsed, byte for byte as given.
 	m, err := attest.ParseMeasurement(payload, in)
@@ -119,7 +119,7 @@ func runEndorseVerify(w io.Writer, pubFile, in, expect string) error {
 	}
 	data, err := os.ReadFile(in)
 	if err != nil {
-		return fmt.Errorf("%w: %v", attest.ErrBadInput, err)
+		return fmt.Errorf("%w: %w", attest.ErrBadInput, err)
 	}
 	payload, err := attest.VerifyEndorsement(data, pub)
 	if err != nil {

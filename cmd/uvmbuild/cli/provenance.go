@@ -53,7 +53,7 @@ func runProvenanceWrite(w io.Writer, dir string) error {
 func runProvenanceCheck(w io.Writer, file string) error {
 	data, err := os.ReadFile(file)
 	if err != nil {
-		return fmt.Errorf("%w: %v", attest.ErrBadInput, err)
+		return fmt.Errorf("%w: %w", attest.ErrBadInput, err)
 	}
 	st, _, err := attest.ParseStatement(data)
 	if err != nil {
