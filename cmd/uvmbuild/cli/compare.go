@@ -31,12 +31,7 @@ payload is compared unverified.
 
 Exit status: 0 same measurement, 3 different, 1 bad input (unreadable or
 corrupt file, signature that does not verify, wrong key).`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if err := cobra.ExactArgs(2)(cmd, args); err != nil {
-				return usageError(err)
-			}
-			return nil
-		},
+		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return badInput(runCompareMeasurement(cmd.OutOrStdout(), args[0], args[1], o))
 		},

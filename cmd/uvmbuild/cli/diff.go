@@ -47,12 +47,7 @@ named, with the structured diff of its differing files where they are found in
 the out/ directories. Large files are streamed with bounded memory.
 
 Exit status: 0 identical, 3 different, 1 unreadable or incomparable input.`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if err := cobra.ExactArgs(2)(cmd, args); err != nil {
-				return usageError(err)
-			}
-			return nil
-		},
+		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runDiff(cmd.Context(), cmd.OutOrStdout(), args[0], args[1], o)
 		},

@@ -32,15 +32,6 @@ Make a key:   openssl ecparam -name secp384r1 -genkey -noout -out key.pem
 	return cmd
 }
 
-func exactArgs(n int) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if err := cobra.ExactArgs(n)(cmd, args); err != nil {
-			return usageError(err)
-		}
-		return nil
-	}
-}
-
 func newEndorseSignCmd() *cobra.Command {
 	var key, out string
 	cmd := &cobra.Command{

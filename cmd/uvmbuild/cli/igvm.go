@@ -47,12 +47,7 @@ signature proves nothing, it only keeps the output reproducible.
 
 Defaults are the Azure Linux confidential UVM's: x64, VTL 0, SVME, encrypted pages,
 pvalidate optimisation. Outputs are written to temporary files and renamed.`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if err := cobra.NoArgs(cmd, args); err != nil {
-				return usageError(err)
-			}
-			return nil
-		},
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runIgvm(cmd, o) },
 	}
 	f := cmd.Flags()

@@ -20,23 +20,14 @@ merged, with page types: NORMAL with data, ZERO without, CPUID, SECRETS, VMSA,
 UNMEASURED), the kernel command line (found through the VMSA's RSI -> boot_params),
 the non-zero VMSA fields, the CPUID page's leaves, the ID block (with signature
 check) and the recomputed launch digest. --json prints the same as JSON.`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if err := cobra.ExactArgs(1)(cmd, args); err != nil {
-				return usageError(err)
-			}
-			return nil
-		},
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			f, err := os.Open(args[0])
+			f, size, err := openSized(args[0])
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			st, err := f.Stat()
-			if err != nil {
-				return err
-			}
-			rep, err := igvmgen.Inspect(cmd.Context(), f, st.Size())
+			rep, err := igvmgen.Inspect(cmd.Context(), f, size)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
@@ -50,4 +41,18 @@ check) and the recomputed launch digest. --json prints the same as JSON.`,
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
+}
+
+// openSized opens a file for a reader-at-and-size API (inspect, measure).
+func openSized(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
 }

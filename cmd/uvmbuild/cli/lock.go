@@ -23,7 +23,7 @@ func newLockCmd(o *Options) *cobra.Command {
 		Long: `Show uvmbuild.lock in the project directory: one line per entry with its
 digest, the number of fetched files it pins and the reference it was resolved
 from.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			l, err := lockfile.Read(filepath.Join(o.ProjectDir, lockfile.Name))
 			if err != nil {
@@ -46,7 +46,7 @@ from.`,
 	diff := &cobra.Command{
 		Use:   "diff OLD NEW",
 		Short: "Compare two lock files; exit status 3 when they differ",
-		Args:  cobra.ExactArgs(2),
+		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			a, err := lockfile.Read(args[0])
 			if err != nil {
@@ -75,7 +75,7 @@ from.`,
 digest, record it in uvmbuild.lock under NAME (an existing, different entry is
 an error unless --update), and import the image into the cache's image store,
 verifying every blob. Afterwards builds need no network for this image.`,
-		Args: cobra.ExactArgs(2),
+		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, ref := args[0], args[1]
 			if name == "" {
@@ -114,7 +114,7 @@ verifying every blob. Afterwards builds need no network for this image.`,
 		Long: `Remove from the cache's image store (layouts and unpacked roots) every image
 whose digest no entry of uvmbuild.lock names, and work directories older than
 an hour. Do not run it while a build uses the cache.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			dir, err := o.cacheDir()
 			if err != nil {

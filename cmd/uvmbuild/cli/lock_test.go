@@ -93,3 +93,15 @@ func TestLockPullShowDiff(t *testing.T) {
 		t.Errorf("gc removed the pinned image: %v", err)
 	}
 }
+
+// TestLockUsageExitCode: a wrong argument count is a usage error (exit 2),
+// like every other command's.
+func TestLockUsageExitCode(t *testing.T) {
+	for _, args := range [][]string{{"lock", "extra"}, {"lock", "diff", "a"}, {"lock", "pull", "name"}, {"lock", "gc", "x"}} {
+		var stdout, stderr bytes.Buffer
+		o := &Options{Environ: []string{"HOME=" + t.TempDir()}}
+		if code := run(context.Background(), o, args, strings.NewReader(""), &stdout, &stderr); code != ExitUsage {
+			t.Errorf("uvmbuild %s: exit %d (%s), want %d", strings.Join(args, " "), code, stderr.String(), ExitUsage)
+		}
+	}
+}

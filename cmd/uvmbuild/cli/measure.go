@@ -3,7 +3,6 @@ package cli
 import (
 	"encoding/hex"
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -30,12 +29,7 @@ first (checksum, offsets, header order).
 Prints the digest (96 hex digits), or with --json the measurement file igvmgen writes
 (with --svn as its guest SVN). --expect HEX compares: on a mismatch both values are
 printed and the exit code is 3.`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if err := cobra.ExactArgs(1)(cmd, args); err != nil {
-				return usageError(err)
-			}
-			return nil
-		},
+		Args: exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error { return runMeasure(cmd, args[0], o) },
 	}
 	f := cmd.Flags()
@@ -52,16 +46,12 @@ func runMeasure(cmd *cobra.Command, path string, o measureOptions) error {
 			return usageError(fmt.Errorf("--expect %q: want 96 hex digits", o.expect))
 		}
 	}
-	f, err := os.Open(path)
+	f, size, err := openSized(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	res, err := igvmgen.Measure(cmd.Context(), f, st.Size())
+	res, err := igvmgen.Measure(cmd.Context(), f, size)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -27,11 +27,3 @@ func newTargetsCmd(o *Options) *cobra.Command {
 	o.addFlags(cmd.Flags())
 	return cmd
 }
-
-// noArgs rejects positional arguments as a usage error (exit 2).
-func noArgs(cmd *cobra.Command, args []string) error {
-	if err := cobra.NoArgs(cmd, args); err != nil {
-		return usageError(err)
-	}
-	return nil
-}

@@ -36,12 +36,7 @@ root_hash.txt) on stdout.
 Unless pinned with --salt and --uuid, the salt and the superblock UUID are derived
 from DATA's content (an extra read of DATA), so the same data always gives the same
 root hash. --salt - means no salt.`,
-		Args: func(cmd *cobra.Command, args []string) error {
-			if err := cobra.ExactArgs(2)(cmd, args); err != nil {
-				return usageError(err)
-			}
-			return nil
-		},
+		Args: exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runVerity(cmd, args[0], args[1], o)
 		},
