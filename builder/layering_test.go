@@ -21,7 +21,7 @@ var artifactLibs = []string{
 }
 
 // leaves are small stdlib-only packages any layer may use.
-var leaves = []string{"builder/atomicfile"}
+var leaves = []string{"builder/atomicfile", "builder/filemode"}
 
 // artifactLeafModules are the third-party modules an unlisted builder
 // package (a new format) may use before it gets its own row.
@@ -43,8 +43,8 @@ var allowed = map[string][]string{
 	"recipes":          {"builder/graph"},
 	"recipes/":         {"recipes", "builder/graph", "builder/actions", "builder/lockfile", "builder/images", "policy", "github.com/opencontainers/go-digest"},
 	"policy":           {"github.com/open-policy-agent/opa/", "github.com/opencontainers/go-digest"},
-	"builder/graph":    {"builder/progress", "builder/record", "builder/atomicfile", "github.com/opencontainers/go-digest", "golang.org/x/sync/", "golang.org/x/sys/unix"},
-	"builder/cache":    {"builder/atomicfile", "github.com/opencontainers/go-digest", "github.com/gofrs/flock", "golang.org/x/sys/unix"},
+	"builder/graph":    {"builder/progress", "builder/record", "builder/atomicfile", "builder/filemode", "github.com/opencontainers/go-digest", "golang.org/x/sync/", "golang.org/x/sys/unix"},
+	"builder/cache":    {"builder/atomicfile", "builder/filemode", "github.com/opencontainers/go-digest", "github.com/gofrs/flock", "golang.org/x/sys/unix"},
 	"builder/progress": {"golang.org/x/term"},
 	"builder/record":   {"builder/atomicfile", "github.com/opencontainers/go-digest"},
 	"builder/lockfile": {"builder/atomicfile", "github.com/opencontainers/go-digest"},
@@ -62,6 +62,7 @@ var allowed = map[string][]string{
 
 	// Artifact libraries and leaves: stdlib unless listed.
 	"builder/atomicfile":   {},
+	"builder/filemode":     {},
 	"builder/kernel":       {},
 	"builder/igvm":         {},
 	"builder/snp":          {},
@@ -78,7 +79,7 @@ var allowed = map[string][]string{
 	// ext4 runs mkfs.ext4 (os/exec, allowed here and for disk/image only).
 	"builder/ext4":       {},
 	"builder/disk/image": {"builder/disk", "builder/ext4", "builder/rootfs", "builder/verity"},
-	"builder/rootfs":     {"github.com/klauspost/compress/", "golang.org/x/sys/unix"},
+	"builder/rootfs":     {"builder/filemode", "github.com/klauspost/compress/", "golang.org/x/sys/unix"},
 }
 
 // libsSlash returns the artifact libraries as package-tree prefixes.
@@ -102,7 +103,7 @@ var denied = []struct {
 	// (and the machinery above them) may reach os/exec.
 	{[]string{"builder/verity", "builder/verity/", "builder/igvm", "builder/igvm/", "builder/snp", "builder/snp/",
 		"builder/kernel", "builder/kernel/", "builder/igvmgen", "builder/igvmgen/", "builder/disk", "builder/rootfs",
-		"builder/rootfs/", "builder/acpi", "builder/acpi/clh", "builder/atomicfile", "builder/attest", "builder/record",
+		"builder/rootfs/", "builder/acpi", "builder/acpi/clh", "builder/atomicfile", "builder/filemode", "builder/attest", "builder/record",
 		"builder/lockfile", "builder/diff"}, []string{"os/exec"}},
 	{[]string{"builder/graph"}, []string{"builder/sandbox", "builder/actions", "builder/images", "builder/cache",
 		"recipes", "cmd/", "github.com/spf13/cobra", "github.com/google/go-containerregistry"}},

@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/uvmbuild/uvmbuild/builder/atomicfile"
+	"github.com/uvmbuild/uvmbuild/builder/filemode"
 )
 
 // Store is a cache directory opened for use by a build. It holds a shared
@@ -383,7 +384,7 @@ func (s *Store) PutFile(ctx context.Context, path string, mode fs.FileMode) (dig
 		// Sole owner of the inode: rename it into place. PutAction
 		// fsyncs it (in parallel with the step's other outputs) before
 		// any entry refers to it.
-		if err := os.Chmod(path, goMode(mode)); err == nil {
+		if err := os.Chmod(path, filemode.FromUnix(mode)); err == nil {
 			if err := os.Rename(path, dst); err == nil {
 				s.mu.Lock()
 				s.unsynced[d] = append(s.unsynced[d], dst)
@@ -549,7 +550,7 @@ func tempName(dst string) string {
 // copyAtomic copies r into dst with mode: temp file beside dst, fsync,
 // rename.
 func copyAtomic(ctx context.Context, r io.Reader, dst string, mode fs.FileMode) error {
-	return atomicfile.Write(dst, goMode(mode), func(f *os.File) error {
+	return atomicfile.Write(dst, filemode.FromUnix(mode), func(f *os.File) error {
 		bw := bufio.NewWriterSize(f, 1<<20)
 		if _, err := io.Copy(bw, ctxReader{ctx, r}); err != nil {
 			return err
@@ -575,19 +576,4 @@ func sameFile(a, b string) bool {
 		return false
 	}
 	return os.SameFile(fa, fb)
-}
-
-// goMode converts 0o7777 permission bits to Go file mode bits.
-func goMode(p fs.FileMode) fs.FileMode {
-	m := p.Perm()
-	if p&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if p&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if p&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
 }

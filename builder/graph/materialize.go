@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/uvmbuild/uvmbuild/builder/filemode"
 	"github.com/uvmbuild/uvmbuild/builder/record"
 )
 
@@ -217,13 +218,13 @@ func (b *builder) inPlace(dst string, entries []Entry, bare bool) bool {
 		}
 		switch {
 		case fi.Mode().IsRegular():
-			if e.Type != "file" || unixPerm(fi.Mode()) != e.Mode || fi.Size() != e.Size {
+			if e.Type != "file" || filemode.ToUnix(fi.Mode()) != e.Mode || fi.Size() != e.Size {
 				return false
 			}
 			s, err := b.hash.file(p, fi)
 			return err == nil && s.d == e.Digest
 		case fi.IsDir():
-			return e.Type == "dir" && unixPerm(fi.Mode()) == e.Mode
+			return e.Type == "dir" && filemode.ToUnix(fi.Mode()) == e.Mode
 		case fi.Mode()&os.ModeSymlink != 0:
 			t, err := os.Readlink(p)
 			return e.Type == "symlink" && err == nil && t == e.Target

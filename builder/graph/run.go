@@ -15,6 +15,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 
+	"github.com/uvmbuild/uvmbuild/builder/filemode"
 	"github.com/uvmbuild/uvmbuild/builder/progress"
 )
 
@@ -227,7 +228,7 @@ func (b *builder) placeTree(ctx context.Context, entries []Entry, dst string) er
 		if e.Path != "." {
 			p = filepath.Join(dst, filepath.FromSlash(e.Path))
 		}
-		if err := os.Chmod(p, goMode(e.Mode)); err != nil {
+		if err := os.Chmod(p, filemode.FromUnix(e.Mode)); err != nil {
 			return err
 		}
 	}
@@ -267,7 +268,7 @@ func (b *builder) ingest(ctx context.Context, s *Step, outDir string) (*Manifest
 		if err != nil {
 			return err
 		}
-		e := Entry{Path: rel, Mode: unixPerm(info.Mode())}
+		e := Entry{Path: rel, Mode: filemode.ToUnix(info.Mode())}
 		switch {
 		case d.IsDir():
 			e.Type = "dir"

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io/fs"
 	"path"
 	"sort"
 	"strings"
@@ -71,37 +70,6 @@ func subManifest(m *Manifest, output string) ([]Entry, bool) {
 		}
 	}
 	return out, found
-}
-
-// unixPerm converts Go file mode bits to the 0o7777 permission bits kept in
-// manifests.
-func unixPerm(m fs.FileMode) fs.FileMode {
-	p := m.Perm()
-	if m&fs.ModeSetuid != 0 {
-		p |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		p |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		p |= 0o1000
-	}
-	return p
-}
-
-// goMode converts 0o7777 permission bits to Go file mode bits.
-func goMode(p fs.FileMode) fs.FileMode {
-	m := p.Perm()
-	if p&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if p&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if p&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
 }
 
 // validOutputName reports whether name is a clean, relative slash path.

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/uvmbuild/uvmbuild/builder/filemode"
 )
 
 // WriteDir writes the tree under root as a normalised tar to w, with the same
@@ -46,17 +48,8 @@ func WriteDir(ctx context.Context, root string, w io.Writer, o Options) (Summary
 		if !ok {
 			return fmt.Errorf("%s: no stat information", p)
 		}
-		in := &tar.Header{Name: name, Mode: int64(fi.Mode().Perm()), Uid: int(st.Uid), Gid: int(st.Gid),
+		in := &tar.Header{Name: name, Mode: int64(filemode.ToUnix(fi.Mode())), Uid: int(st.Uid), Gid: int(st.Gid),
 			ModTime: time.Unix(st.Mtim.Sec, 0)}
-		if fi.Mode()&fs.ModeSetuid != 0 {
-			in.Mode |= 0o4000
-		}
-		if fi.Mode()&fs.ModeSetgid != 0 {
-			in.Mode |= 0o2000
-		}
-		if fi.Mode()&fs.ModeSticky != 0 {
-			in.Mode |= 0o1000
-		}
 		e := &entry{name: name}
 		switch m := fi.Mode(); {
 		case m.IsRegular():
