@@ -255,7 +255,11 @@ func (s *Store) PutAction(ctx context.Context, key digest.Digest, manifest []byt
 		return err
 	}
 	data := append(append(hdr, '\n'), manifest...)
-	return writeFileAtomic(s.actionPath(key), data, 0o644)
+	p := s.actionPath(key)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(p, data, 0o644)
 }
 
 // flushJobs bounds concurrent fsyncs (parallel fsyncs share journal
@@ -557,13 +561,6 @@ func copyAtomic(ctx context.Context, r io.Reader, dst string, mode fs.FileMode) 
 		}
 		return bw.Flush()
 	})
-}
-
-func writeFileAtomic(dst string, data []byte, mode fs.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return err
-	}
-	return copyAtomic(context.Background(), bytes.NewReader(data), dst, mode)
 }
 
 func sameFile(a, b string) bool {
