@@ -57,7 +57,7 @@ var allowed = map[string][]string{
 	"builder/attest": {"builder/record", "builder/igvmgen", "builder/atomicfile", "github.com/in-toto/attestation/", "github.com/veraison/go-cose",
 		"google.golang.org/protobuf/"},
 	"builder/diff":     {"builder/record", "builder/igvm", "builder/disk", "builder/verity", "builder/rootfs", "github.com/klauspost/compress/"},
-	"builder/deploy":   {"builder/record", "github.com/opencontainers/go-digest"},
+	"builder/deploy":   {},
 	"builder/regcache": {"builder/cache", "github.com/google/go-containerregistry/", "github.com/opencontainers/go-digest"},
 
 	// Artifact libraries and leaves: stdlib unless listed.
