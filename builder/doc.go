@@ -20,6 +20,10 @@
 //   - Artifact libraries (kernel, igvm, snp, acpi, igvmgen, verity, disk,
 //     ext4, rootfs) take bytes, readers and parameter structs and import
 //     nothing of the graph, the cache, the sandbox, the recipes or cobra.
+//   - Leaves any layer may use, stdlib only: builder/atomicfile (replace a
+//     file all at once: temp file beside it, chmod, fsync, rename) and
+//     builder/filemode (Unix 0o7777 bits as manifests keep them ↔
+//     fs.FileMode).
 //   - recipes turn make-style targets and variables into steps; cmd/uvmbuild
 //     /cli is a thin cobra shell over all of it.
 //
