@@ -20,16 +20,12 @@ func (p *planner) image(id string, tar *graph.Step) (*graph.Step, error) {
 	if p.cfg.confpods {
 		outs = append(outs, "root_hash.txt", "verity.json")
 	}
-	mkfs, err := p.w.mkfsUTF8()
-	if err != nil {
-		return nil, fmt.Errorf("image step: %w", err)
-	}
 	spec, err := actions.ImageSpec(p.ctx, actions.ImageParams{
 		Measured:        p.cfg.confpods,
 		SourceDateEpoch: p.cfg.epoch,
 		Seed:            imageSeed,
 		AlignMiB:        2,
-	}, mkfs)
+	}, "")
 	if err != nil {
 		return nil, fmt.Errorf("image step: %w", err)
 	}
@@ -39,7 +35,7 @@ func (p *planner) image(id string, tar *graph.Step) (*graph.Step, error) {
 		Spec:    spec,
 		Inputs:  []graph.Input{{Name: "rootfs", From: tar, Output: "rootfs.tar"}},
 		Outputs: outs,
-		Exec:    actions.Image{Mkfs: mkfs},
+		Exec:    actions.Image{},
 	}, nil
 }
 

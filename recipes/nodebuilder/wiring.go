@@ -1,10 +1,6 @@
 package nodebuilder
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -67,45 +63,4 @@ func (p *planner) container(cs containerStep) *graph.Step {
 		Outputs: cs.outputs,
 		Exec:    p.w.container(),
 	}
-}
-
-// mkfsUTF8 is a private adapter until builder/ext4 runs mkfs.ext4 under a
-// UTF-8 locale: mkfs.ext4 -d reads the tar with libarchive, which converts
-// names to the current locale's charset and fails in the C locale on the
-// non-ASCII file names Debian's ca-certificates ships
-// (NetLock_Arany_=Class_Gold=_Főtanúsítvány.crt). The wrapper only sets
-// LC_ALL=C.UTF-8 (file name bytes are kept as they are) and runs the same
-// mkfs.ext4, so the image bytes and the version keyed by ImageSpec are
-// unchanged. It is written once into the cache directory.
-func (w *wiring) mkfsUTF8() (string, error) {
-	real, err := exec.LookPath("mkfs.ext4")
-	if err != nil {
-		return "", fmt.Errorf(`mkfs.ext4 not found: install e2fsprogs (>= 1.47.1, bookworm-backports): %w`, err)
-	}
-	script := "#!/bin/sh\n# written by uvmbuild (recipes/nodebuilder): mkfs.ext4 under a UTF-8 locale\n" +
-		"LC_ALL=C.UTF-8 LANG=C.UTF-8\nexport LC_ALL LANG\nexec " + real + " \"$@\"\n"
-	dir := filepath.Join(w.images.Dir, "nodebuilder")
-	path := filepath.Join(dir, "mkfs.ext4-utf8")
-	if b, err := os.ReadFile(path); err == nil && string(b) == script {
-		return path, nil
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return "", err
-	}
-	tmp, err := os.CreateTemp(dir, ".mkfs-*")
-	if err != nil {
-		return "", err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.WriteString(script); err != nil {
-		tmp.Close()
-		return "", err
-	}
-	if err := tmp.Close(); err != nil {
-		return "", err
-	}
-	if err := os.Chmod(tmp.Name(), 0o755); err != nil {
-		return "", err
-	}
-	return path, os.Rename(tmp.Name(), path)
 }
