@@ -39,6 +39,10 @@ type Env struct {
 	// OutDir is the output directory the artifacts will be materialised
 	// into. Recipes must not write there; it is informational (deploy).
 	OutDir string
+	// CacheDir is the build cache directory (--cache-dir, UVMBUILD_CACHE,
+	// XDG_CACHE_HOME), resolved by the caller; recipes keep their image
+	// store there.
+	CacheDir string
 	// Logger receives warnings.
 	Logger *slog.Logger
 }

@@ -212,6 +212,9 @@ func (r *Recipe) Plan(ctx context.Context, env recipes.Env, targets []string, va
 func (r *Recipe) wiring(env recipes.Env) (*wiring, error) {
 	cache := r.cacheDir
 	if cache == "" {
+		cache = env.CacheDir
+	}
+	if cache == "" {
 		// The CLI's default cache location (builder/cache.DefaultDir).
 		cache = os.Getenv("UVMBUILD_CACHE")
 	}

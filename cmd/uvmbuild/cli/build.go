@@ -101,7 +101,11 @@ func runBuild(ctx context.Context, o *Options, args []string, stdout, stderr io.
 	if err := record.Write(filepath.Join(outDir, record.FileName), b); err != nil {
 		return err
 	}
-	if err := WriteProvenance(b, outDir); err != nil {
+	launch, err := attest.LaunchDigests(b, outDir)
+	if err != nil {
+		return err
+	}
+	if err := WriteProvenance(b, outDir, launch); err != nil {
 		return err
 	}
 	for _, a := range arts {
@@ -114,6 +118,16 @@ func runBuild(ctx context.Context, o *Options, args []string, stdout, stderr io.
 	sort.Strings(keys)
 	for _, k := range keys {
 		fmt.Fprintf(stdout, "%s\t%s\n", k, plan.Record[k])
+	}
+	// The launch measurement is what a release engineer publishes: last,
+	// one line per measured IGVM file.
+	names := make([]string, 0, len(launch))
+	for n := range launch {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(stdout, "launch measurement\t%s\t%s\n", filepath.Join(o.OutDir, filepath.FromSlash(n)), launch[n])
 	}
 	if o.Expect != "" {
 		return CheckExpect(stdout, outDir, o.Expect, o.ExpectPub)

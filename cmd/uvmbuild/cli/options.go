@@ -141,7 +141,14 @@ func (o *Options) env(log *slog.Logger) (recipes.Env, error) {
 	if err != nil {
 		return recipes.Env{}, err
 	}
-	e := recipes.Env{ProjectDir: proj, OutDir: out, Logger: log}
+	cacheDir, err := o.cacheDir()
+	if err != nil {
+		return recipes.Env{}, err
+	}
+	if cacheDir, err = filepath.Abs(cacheDir); err != nil {
+		return recipes.Env{}, err
+	}
+	e := recipes.Env{ProjectDir: proj, OutDir: out, CacheDir: cacheDir, Logger: log}
 	if o.KataSrc != "" {
 		if e.KataSrc, err = filepath.Abs(o.KataSrc); err != nil {
 			return recipes.Env{}, err

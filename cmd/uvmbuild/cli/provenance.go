@@ -43,7 +43,7 @@ func runProvenanceWrite(w io.Writer, dir string) error {
 	if !ok {
 		return fmt.Errorf("%w: no readable build record in %s", attest.ErrBadInput, dir)
 	}
-	if err := WriteProvenance(rec, dir); err != nil {
+	if err := WriteProvenance(rec, dir, nil); err != nil {
 		return err
 	}
 	fmt.Fprintln(w, filepath.Join(dir, attest.ProvenanceFile))
@@ -69,9 +69,11 @@ func runProvenanceCheck(w io.Writer, file string) error {
 
 // WriteProvenance writes outDir/provenance.intoto.json for the build b,
 // naming this uvmbuild binary (module version, VCS revision, Go version) as
-// the builder. The build command calls it after writing build.json.
-func WriteProvenance(b *record.Build, outDir string) error {
-	return attest.WriteProvenance(b, outDir, attest.ProvenanceOptions{BuilderVersion: builderVersion()})
+// the builder. launch maps measured artifacts to their launch digests (nil:
+// read them from outDir). The build command calls it after writing
+// build.json.
+func WriteProvenance(b *record.Build, outDir string, launch map[string]string) error {
+	return attest.WriteProvenance(b, outDir, attest.ProvenanceOptions{BuilderVersion: builderVersion(), LaunchDigests: launch})
 }
 
 // builderVersion describes the running binary from its build information.
