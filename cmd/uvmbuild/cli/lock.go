@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"path"
 	"path/filepath"
 	"slices"
 	"time"
@@ -142,6 +143,49 @@ an hour. Do not run it while a build uses the cache.`,
 	}
 	gc.Flags().StringVarP(&o.ProjectDir, "project-dir", "C", ".", "project directory holding uvmbuild.lock")
 	gc.Flags().StringVar(&o.CacheDir, "cache-dir", "", "cache directory (default $UVMBUILD_CACHE, else $XDG_CACHE_HOME/uvmbuild, else ~/.cache/uvmbuild)")
-	cmd.AddCommand(diff, pull, gc)
+	drop := &cobra.Command{
+		Use:   "drop PATTERN...",
+		Short: "Remove the entries whose names match the glob patterns, so the next build pins them afresh",
+		Long: `Remove from uvmbuild.lock every entry whose name matches one of the
+patterns (path.Match syntax, e.g. 'builder-image' or '*/packages@*'), so that
+the next build resolves them again and records what it got. Use it to refresh
+pins deliberately, e.g. after the Debian mirror moved on; review the new lock
+with 'uvmbuild lock diff' before committing it. A pattern that matches no
+entry is an error and nothing is removed.`,
+		Args: minArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			file := filepath.Join(o.ProjectDir, lockfile.Name)
+			l, err := lockfile.Read(file)
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, p := range args {
+				if _, err := path.Match(p, ""); err != nil {
+					return usageError(fmt.Errorf("pattern %q: %w", p, err))
+				}
+				n := 0
+				for _, name := range slices.Sorted(maps.Keys(l.Entries)) {
+					if ok, _ := path.Match(p, name); ok {
+						names = append(names, name)
+						n++
+					}
+				}
+				if n == 0 {
+					return fmt.Errorf("%s: no entry matches %q", file, p)
+				}
+			}
+			lf := lockfile.Open(file)
+			for _, name := range slices.Compact(slices.Sorted(slices.Values(names))) {
+				if err := lf.Remove(name); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "dropped %s\n", name)
+			}
+			return nil
+		},
+	}
+	drop.Flags().StringVarP(&o.ProjectDir, "project-dir", "C", ".", "project directory holding uvmbuild.lock")
+	cmd.AddCommand(diff, pull, gc, drop)
 	return cmd
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/uvmbuild/uvmbuild/builder/lockfile"
 )
@@ -103,5 +104,36 @@ func TestLockUsageExitCode(t *testing.T) {
 		if code := run(context.Background(), o, args, strings.NewReader(""), &stdout, &stderr); code != ExitUsage {
 			t.Errorf("uvmbuild %s: exit %d (%s), want %d", strings.Join(args, " "), code, stderr.String(), ExitUsage)
 		}
+	}
+}
+
+func TestLockDrop(t *testing.T) {
+	proj := t.TempDir()
+	lf := lockfile.Open(filepath.Join(proj, lockfile.Name))
+	for _, n := range []string{"builder-image", "uvm/packages@1", "uvm-confpods/packages@2", "uvm/kernel-debs"} {
+		if err := lf.Set(n, lockfile.Entry{Ref: "r", Checksums: map[string]digest.Digest{"f": digest.FromString(n)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := runLock(t, "drop", "-C", proj, "builder-image", "*/packages@*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "dropped builder-image\ndropped uvm-confpods/packages@2\ndropped uvm/packages@1\n"; out != want {
+		t.Errorf("drop printed %q, want %q", out, want)
+	}
+	l, err := lockfile.Read(filepath.Join(proj, lockfile.Name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Entries) != 1 || l.Entries["uvm/kernel-debs"].Ref != "r" {
+		t.Errorf("entries left: %v", l.Entries)
+	}
+	// A pattern matching nothing is an error and removes nothing.
+	if _, err := runLock(t, "drop", "-C", proj, "uvm/kernel-debs", "nothing*"); err == nil {
+		t.Error("drop of an unmatched pattern succeeded")
+	}
+	if l, _ := lockfile.Read(filepath.Join(proj, lockfile.Name)); len(l.Entries) != 1 {
+		t.Errorf("failed drop removed entries: %v", l.Entries)
 	}
 }
