@@ -29,7 +29,7 @@ const DebianImageKind = "debian-image"
 
 // debianImageVersion is bumped when the bytes written for the same params
 // could change (mmdebstrap options, layout writing).
-const debianImageVersion = "1"
+const debianImageVersion = "2"
 
 // DebianImageParams is the hashed description of a Debian image. The mirror
 // is not part of it: it is read from the machine's apt configuration when
@@ -257,6 +257,10 @@ func mmdebstrapArgs(p DebianImageParams, mirror, tarPath, pkgList string) []stri
 	}
 	args = append(args,
 		`--customize-hook=chroot "$1" dpkg-query -W -f='${Package}=${Version}\n' > `+shellQuote(pkgList),
+		// mmdebstrap writes the mirror into the image's apt sources; the
+		// mirror is a property of the build machine, not of the image, so it
+		// must not reach the output (another mirror, same image).
+		removeSourcesHook,
 		p.Suite, tarPath,
 		fmt.Sprintf("deb %s %s %s", mirror, p.Suite, comps),
 	)
@@ -265,6 +269,10 @@ func mmdebstrapArgs(p DebianImageParams, mirror, tarPath, pkgList string) []stri
 	}
 	return args
 }
+
+// removeSourcesHook deletes the apt source lists mmdebstrap wrote from the
+// build machine's mirror.
+const removeSourcesHook = `--customize-hook=rm -f "$1/etc/apt/sources.list" "$1"/etc/apt/sources.list.d/*.list "$1"/etc/apt/sources.list.d/*.sources`
 
 func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"

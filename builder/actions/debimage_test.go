@@ -1,8 +1,10 @@
 package actions_test
 
 import (
+	"archive/tar"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,6 +79,25 @@ func TestDebianImageNetwork(t *testing.T) {
 	pk, _ := os.ReadFile(filepath.Join(outs[0], "packages.txt"))
 	if !strings.Contains(string(pk), "e2fsprogs=1.47") {
 		t.Errorf("e2fsprogs not from backports:\n%s", pk)
+	}
+	// The build machine's mirror must not reach the image.
+	tf, err := os.Open(filepath.Join(outs[0], "rootfs.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tf.Close()
+	tr := tar.NewReader(tf)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.TrimPrefix(h.Name, "./"); n == "etc/apt/sources.list" || strings.HasPrefix(n, "etc/apt/sources.list.d/") && n != "etc/apt/sources.list.d/" {
+			t.Errorf("rootfs.tar holds the machine's apt source %s", h.Name)
+		}
 	}
 	for _, f := range []string{"rootfs.tar", "packages.txt"} {
 		a, _ := os.ReadFile(filepath.Join(outs[0], f))
