@@ -11,7 +11,11 @@
 // rejected with an error instead of a Python traceback; -config_file is not
 // supported (igvmgen ignores it too).
 //
-// Generation is a single pass over the guest pages: page contents are hashed
-// in parallel, the PAGE_INFO chain is then folded in order, and the kernel
-// payload is written to the output straight from the input buffer.
+// Generation is one parallel pass over the guest pages (after a quick scan
+// for all-zero pages, which get no file data): each worker takes a batch of
+// 64 pages, hashes them (8 at a time with AVX-512, package snp/pagehash),
+// writes their data at its final file offset straight from the input
+// buffer ([GenerateFile]; the header section's size is known in advance)
+// and folds the PAGE_INFO chain over every batch, in order, that is ready.
+// Only the ID-block signature and the header write remain after the pass.
 package igvmgen

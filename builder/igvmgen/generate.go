@@ -3,6 +3,7 @@ package igvmgen
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"fmt"
 	"io"
 	"os"
@@ -79,46 +80,40 @@ type page struct {
 // Generate builds the IGVM image for p. The image aliases p.Kernel: keep it
 // unchanged until the image is written.
 func Generate(ctx context.Context, p Params) (*Image, error) {
+	key := resolveKey(p.IDKey)
 	j, err := prepare(ctx, p)
 	if err != nil {
 		return nil, err
 	}
-	if err := forEachBatch(ctx, j.pages, hashBatch); err != nil {
+	if err := j.run(ctx, nil); err != nil {
 		return nil, err
 	}
-	return j.finish()
+	return j.finish(key)
 }
 
 // GenerateFile is Generate followed by Image.WriteFile(path), except that
-// the data section (mostly the kernel) is written while the pages are being
-// hashed: the header section's size is known before the digest is.
+// each batch of pages is written to the file by the worker that has just
+// hashed it (the data is still in its cache, and no third thread competes
+// with the hashing for the cores): the header section's size, hence every
+// data page's file offset, is known before the digest is.
+//
+// It does not fsync (igvmgen does not either): writing back 14 MB costs
+// about as much as generating them. The file is still never partial at
+// path (temporary file and rename). Callers that need durability, like the
+// build cache, sync when they store the result.
 func GenerateFile(ctx context.Context, p Params, path string) (*Image, error) {
+	key := resolveKey(p.IDKey)
 	j, err := prepare(ctx, p)
 	if err != nil {
 		return nil, err
 	}
 	var im *Image
 	err = atomicfile.Write(path, 0o644, func(f *os.File) error {
-		done := make(chan error, 1)
-		go func() {
-			off := j.headerLen
-			for _, c := range j.chunks {
-				if _, err := f.WriteAt(c, off); err != nil {
-					done <- err
-					return
-				}
-				off += int64(len(c))
-			}
-			done <- nil
-		}()
-		herr := forEachBatch(ctx, j.pages, hashBatch)
-		if err := <-done; err != nil {
+		if err := j.run(ctx, f); err != nil {
 			return err
 		}
-		if herr != nil {
-			return herr
-		}
-		if im, err = j.finish(); err != nil {
+		var err error
+		if im, err = j.finish(key); err != nil {
 			return err
 		}
 		_, err = f.WriteAt(im.Header, 0)
@@ -130,6 +125,29 @@ func GenerateFile(ctx context.Context, p Params, path string) (*Image, error) {
 	return im, nil
 }
 
+// resolveKey returns the ID key, or starts deriving snp.DefaultKey on
+// another core when there is none: its first P-384 operation builds
+// tables (about 2 ms) that signing then reuses, and layout and hashing need
+// no key.
+func resolveKey(key *ecdsa.PrivateKey) func() (*ecdsa.PrivateKey, error) {
+	if key != nil {
+		return func() (*ecdsa.PrivateKey, error) { return key, nil }
+	}
+	type result struct {
+		key *ecdsa.PrivateKey
+		err error
+	}
+	c := make(chan result, 1)
+	go func() {
+		k, err := snp.DefaultKey()
+		c <- result{k, err}
+	}()
+	return sync.OnceValues(func() (*ecdsa.PrivateKey, error) {
+		r := <-c
+		return r.key, r.err
+	})
+}
+
 // job is one generation between its phases: layout and zero detection,
 // header section (but the ID block), hashing, ID block.
 type job struct {
@@ -139,6 +157,10 @@ type job struct {
 	hb        *igvm.HeaderBuilder
 	chunks    [][]byte
 	headerLen int64 // final header section size (with the ID block)
+	// batchData[b] is the index among the data pages of batch b's first
+	// data page (its file offset is headerLen + 4096 * batchData[b]).
+	batchData []int
+	chain     snp.Chain // folded by run, batch by batch in order
 }
 
 // idBlockHeaderLen is the SNP_ID_BLOCK header: type, length, 696-byte body.
@@ -187,7 +209,11 @@ func (j *job) headers() {
 		}
 		lastRegion, lastEnd = pg.region, pg.off+pageSize
 	}
+	j.batchData = make([]int, 0, (len(j.pages)+batchSize-1)/batchSize)
 	for i := range j.pages {
+		if i%batchSize == 0 {
+			j.batchData = append(j.batchData, hb.DataPages())
+		}
 		pg := &j.pages[i]
 		switch pg.kind {
 		case kindNormal:
@@ -214,32 +240,126 @@ func (j *job) headers() {
 	j.headerLen = int64(hb.Len()) + idBlockHeaderLen
 }
 
-// finish folds the PAGE_INFO chain, signs the ID block and completes the
-// header section. The pages must be hashed.
-func (j *job) finish() (*Image, error) {
-	var chain snp.Chain
-	for i := range j.pages {
-		pg := &j.pages[i]
+// run hashes every page, folds the PAGE_INFO chain and, when f is not nil,
+// writes the data pages to f at their final offsets. Each batch is hashed,
+// written and, once all batches before it are folded, folded by the same
+// worker: both cores share all three kinds of work.
+func (j *job) run(ctx context.Context, f *os.File) error {
+	var mu sync.Mutex
+	done := make([]bool, len(j.batchData))
+	next, folding := 0, false
+	// complete marks batch b hashed and folds what can be folded, unless
+	// another worker is folding (it will see b done before it stops).
+	complete := func(b int) {
+		mu.Lock()
+		done[b] = true
+		if folding {
+			mu.Unlock()
+			return
+		}
+		folding = true
+		for next < len(done) && done[next] {
+			n := next
+			mu.Unlock()
+			start := n * batchSize
+			foldBatch(&j.chain, j.pages[start:min(start+batchSize, len(j.pages))])
+			mu.Lock()
+			next++
+		}
+		folding = false
+		mu.Unlock()
+	}
+	err := forEachBatch(ctx, j.pages, func(pages []page, offset int, sc *batchScratch) error {
+		hashBatch(pages, offset, sc)
+		if f != nil {
+			if err := j.writeBatch(f, pages, offset); err != nil {
+				return err
+			}
+		}
+		complete(offset / batchSize)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if next != len(done) {
+		return fmt.Errorf("internal error: folded %d of %d page batches", next, len(done))
+	}
+	return nil
+}
+
+// writeBatch writes the data pages of one batch (pages, starting at page
+// index offset), one write per run of pages adjacent in memory.
+func (j *job) writeBatch(f *os.File, pages []page, offset int) error {
+	pos := j.headerLen + int64(j.batchData[offset/batchSize])*pageSize
+	var run []byte // pending run of adjacent data
+	runRegion, runEnd := -1, uint64(0)
+	flush := func() error {
+		if len(run) == 0 {
+			return nil
+		}
+		_, err := f.WriteAt(run, pos)
+		pos += int64(len(run))
+		run = nil
+		return err
+	}
+	for i := range pages {
+		pg := &pages[i]
+		if !pg.hasData() {
+			continue
+		}
+		if len(run) > 0 && pg.region >= 0 && pg.region == runRegion && pg.off == runEnd {
+			d := j.l.regions[pg.region].data
+			run = d[pg.off-uint64(len(run)) : pg.off+pageSize]
+		} else {
+			if err := flush(); err != nil {
+				return err
+			}
+			run = pg.data
+		}
+		runRegion, runEnd = pg.region, pg.off+pageSize
+	}
+	return flush()
+}
+
+// hasData reports whether the page has file data (a PAGE_DATA with data or
+// the VMSA of a VP_CONTEXT).
+func (pg *page) hasData() bool {
+	switch pg.kind {
+	case kindNormal:
+		return pg.data != nil
+	case kindCPUID, kindVMSA:
+		return true
+	}
+	return false
+}
+
+// foldBatch extends the launch digest with pages (hashed), in order.
+func foldBatch(c *snp.Chain, pages []page) {
+	for i := range pages {
+		pg := &pages[i]
 		switch pg.kind {
 		case kindNormal:
-			chain.Add(snp.PageNormal, pg.gpa, &pg.digest)
+			c.Add(snp.PageNormal, pg.gpa, &pg.digest)
 		case kindCPUID:
-			chain.Add(snp.PageCPUID, pg.gpa, nil)
+			c.Add(snp.PageCPUID, pg.gpa, nil)
 		case kindSecrets:
-			chain.Add(snp.PageSecrets, pg.gpa, nil)
+			c.Add(snp.PageSecrets, pg.gpa, nil)
 		case kindParam:
-			chain.Add(snp.PageUnmeasured, pg.gpa, nil)
+			c.Add(snp.PageUnmeasured, pg.gpa, nil)
 		case kindVMSA:
-			chain.Add(snp.PageVMSA, pg.gpa, &pg.digest)
+			c.Add(snp.PageVMSA, pg.gpa, &pg.digest)
 		}
 	}
-	im := &Image{Digest: chain.Digest(), chunks: j.chunks}
-	key := j.p.IDKey
-	if key == nil {
-		var err error
-		if key, err = snp.DefaultKey(); err != nil {
-			return nil, err
-		}
+}
+
+// finish signs the ID block and completes the header section. The pages
+// must be hashed and folded (run).
+func (j *job) finish(idKey func() (*ecdsa.PrivateKey, error)) (*Image, error) {
+	im := &Image{Digest: j.chain.Digest(), chunks: j.chunks}
+	key, err := idKey()
+	if err != nil {
+		return nil, err
 	}
 	blk := snp.DefaultIDBlock(im.Digest)
 	sig, err := snp.Sign(key, blk)
@@ -295,10 +415,13 @@ func enumerate(l *layout) []page {
 	return pages
 }
 
-// forEachBatch runs f over batches of consecutive pages on all cores.
-func forEachBatch(ctx context.Context, pages []page, f func(pages []page, offset int, scratch *batchScratch)) error {
+// forEachBatch runs f over batches of consecutive pages on all cores; it
+// stops at the first error.
+func forEachBatch(ctx context.Context, pages []page, f func(pages []page, offset int, scratch *batchScratch) error) error {
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	var firstErr error
+	var once sync.Once
 	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
 		wg.Add(1)
 		go func() {
@@ -309,11 +432,18 @@ func forEachBatch(ctx context.Context, pages []page, f func(pages []page, offset
 				if start >= len(pages) || ctx.Err() != nil {
 					return
 				}
-				f(pages[start:min(start+batchSize, len(pages))], start, &sc)
+				if err := f(pages[start:min(start+batchSize, len(pages))], start, &sc); err != nil {
+					once.Do(func() { firstErr = err })
+					next.Store(int64(len(pages))) // the others stop at their next batch
+					return
+				}
 			}
 		}()
 	}
 	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
 	return ctx.Err()
 }
 
@@ -328,7 +458,7 @@ type batchScratch struct {
 
 // zeroBatch drops the data of all-zero ordinary pages: they get no file
 // data and the constant zero-page digest.
-func zeroBatch(pages []page, _ int, _ *batchScratch) {
+func zeroBatch(pages []page, _ int, _ *batchScratch) error {
 	var zeroPage [pageSize]byte
 	for i := range pages {
 		pg := &pages[i]
@@ -336,6 +466,7 @@ func zeroBatch(pages []page, _ int, _ *batchScratch) {
 			pg.data = nil
 		}
 	}
+	return nil
 }
 
 // hashBatch hashes the measured contents (8 pages at once per core where

@@ -263,3 +263,79 @@ func TestGenerateFile(t *testing.T) {
 		t.Fatalf("left behind: %v", ents)
 	}
 }
+
+// manyBatchParams has a kernel of a few hundred pages, so that pages span
+// many hashing batches: zero pages (no file data) at and across batch
+// boundaries, a partial last page, and an initrd.
+func manyBatchParams() Params {
+	p := baseParams()
+	var payload []byte
+	for i := 0; i < 300; i++ {
+		switch {
+		case i%97 == 5, i >= 120 && i < 140, i == 63, i == 64: // zero runs, one across a boundary
+			payload = append(payload, make([]byte, pageSize)...)
+		default:
+			payload = append(payload, stream("page"+string(rune(i)), pageSize)...)
+		}
+	}
+	payload = append(payload, stream("tail", 1234)...)
+	p.Kernel = fakeKernel(0x1000000, 0x400000, payload)
+	p.Initrd, p.InitrdName = stream("rd", 3*pageSize+5), "rd"
+	return p
+}
+
+// GenerateFile writes each batch at its offset: the same bytes as
+// Generate + WriteTo when pages span many batches, in both layouts.
+func TestGenerateFileManyBatches(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, opt := range []bool{true, false} {
+		p := manyBatchParams()
+		p.PvalidateOpt = opt
+		want, err := Generate(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, err := prepare(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(j.batchData) < 5 {
+			t.Fatalf("opt=%v: only %d batches, the test needs several", opt, len(j.batchData))
+		}
+		path := filepath.Join(dir, "f.igvm")
+		got, err := GenerateFile(ctx, p, path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := os.ReadFile(path)
+		if !bytes.Equal(b, want.Bytes()) || got.Digest != want.Digest {
+			t.Fatalf("opt=%v: GenerateFile differs from Generate", opt)
+		}
+		m, err := Measure(ctx, bytes.NewReader(b), int64(len(b)))
+		if err != nil || m.Digest != want.Digest {
+			t.Fatalf("opt=%v: Measure %v (%v), want %s", opt, m, err, want.Digest)
+		}
+	}
+}
+
+// A write error in a worker stops the run and is returned.
+func TestRunWriteError(t *testing.T) {
+	ctx := context.Background()
+	j, err := prepare(ctx, manyBatchParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ro")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path) // read-only: every write fails
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := j.run(ctx, f); err == nil {
+		t.Fatal("run wrote to a read-only file")
+	}
+}
