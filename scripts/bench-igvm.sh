@@ -36,6 +36,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
+[ -n "${EPOCHREALTIME:-}" ] || { echo "bench-igvm.sh: needs bash >= 5 (EPOCHREALTIME)" >&2; exit 1; }
 for tool in /usr/bin/time openssl; do
 	command -v "$tool" >/dev/null || { echo "bench-igvm.sh: $tool missing (apt-get install time openssl)" >&2; exit 1; }
 done
@@ -72,13 +73,15 @@ cmdline="console=ttyS0 root=/dev/vda1 rw"
 
 # measure NAME CMD...: appends "wall_us maxrss_kib cpu_s" to $work/t.NAME
 # (CPU time = user + system: less sensitive than wall time to a busy machine).
+# Wall time is read from bash's clock (no process of its own) right around
+# /usr/bin/time, whose own start-up is in both tools' wall times (printed).
 measure() {
 	local name=$1 t0 t1
 	shift
-	t0=$(date +%s%N)
+	t0=$EPOCHREALTIME
 	/usr/bin/time -f '%M %U %S' -o "$work/rss.txt" "$@" >/dev/null 2>"$work/err.txt" || { cat "$work/err.txt" >&2; return 1; }
-	t1=$(date +%s%N)
-	echo "$(( (t1 - t0) / 1000 )) $(tail -n 1 "$work/rss.txt" | awk '{ print $1, $2 + $3 }')" >>"$work/t.$name"
+	t1=$EPOCHREALTIME
+	echo "$(( 10#${t1//[.,]/} - 10#${t0//[.,]/} )) $(tail -n 1 "$work/rss.txt" | awk '{ print $1, $2 + $3 }')" >>"$work/t.$name"
 }
 
 igvmgen=()
@@ -115,10 +118,12 @@ run() {
 for _ in $(seq "$runs"); do
 	run fresh
 	run overwrite
+	measure harness /bin/true
 done
 
 med() { sort -n -k"$2" "$work/t.$1" | awk -v k="$2" '{ v[NR] = $k } END { print v[int((NR + 1) / 2)] }'; }
 echo "kernel: $kernel ($ksize bytes), $(nproc) CPUs, runs: $runs per mode, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+awk -v h="$(med harness 1)" 'BEGIN { printf "harness overhead in every wall time (/usr/bin/time true): %.1f ms\n", h / 1000 }'
 if [ ${#igvmgen[@]} -gt 0 ]; then
 	cmp "$work/igvmgen.igvm" "$work/uvmbuild.igvm" && cmp "$work/igvmgen.json" "$work/uvmbuild.json" &&
 		echo "IGVM and measurement JSON byte-identical to igvmgen's"
