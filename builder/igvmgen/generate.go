@@ -80,7 +80,7 @@ type page struct {
 // Generate builds the IGVM image for p. The image aliases p.Kernel: keep it
 // unchanged until the image is written.
 func Generate(ctx context.Context, p Params) (*Image, error) {
-	key := resolveKey(p.IDKey)
+	key := resolveKey(&p)
 	j, err := prepare(ctx, p)
 	if err != nil {
 		return nil, err
@@ -102,7 +102,7 @@ func Generate(ctx context.Context, p Params) (*Image, error) {
 // path (temporary file and rename). Callers that need durability, like the
 // build cache, sync when they store the result.
 func GenerateFile(ctx context.Context, p Params, path string) (*Image, error) {
-	key := resolveKey(p.IDKey)
+	key := resolveKey(&p)
 	j, err := prepare(ctx, p)
 	if err != nil {
 		return nil, err
@@ -125,13 +125,22 @@ func GenerateFile(ctx context.Context, p Params, path string) (*Image, error) {
 	return im, nil
 }
 
-// resolveKey returns the ID key, or starts deriving snp.DefaultKey on
-// another core when there is none: its first P-384 operation builds
+// resolveKey returns a function giving p's ID key. Without one it starts
+// deriving snp.DefaultKey on another core: its first P-384 operation builds
 // tables (about 2 ms) that signing then reuses, and layout and hashing need
 // no key.
-func resolveKey(key *ecdsa.PrivateKey) func() (*ecdsa.PrivateKey, error) {
-	if key != nil {
+func resolveKey(p *Params) func() (*ecdsa.PrivateKey, error) {
+	switch key, fn := p.IDKey, p.IDKeyFunc; {
+	case key != nil:
 		return func() (*ecdsa.PrivateKey, error) { return key, nil }
+	case fn != nil:
+		return func() (*ecdsa.PrivateKey, error) {
+			k, err := fn()
+			if err == nil {
+				err = snp.CheckKey(k)
+			}
+			return k, err
+		}
 	}
 	type result struct {
 		key *ecdsa.PrivateKey

@@ -132,6 +132,9 @@ func TestParamsMatter(t *testing.T) {
 		{"vtl", func(p *Params) { p.VTL = 2 }, false},
 		{"cpuid", func(p *Params) { p.CPUID = CPUIDAzureLinux }, false},
 		{"key", func(p *Params) { p.IDKey = otherKey }, false},
+		{"key from IDKeyFunc", func(p *Params) {
+			p.IDKeyFunc = func() (*ecdsa.PrivateKey, error) { return otherKey, nil }
+		}, false},
 	} {
 		p := baseParams()
 		c.mut(&p)
@@ -170,6 +173,16 @@ func TestBadInput(t *testing.T) {
 		}, []string{"big.img", "does not fit"}},
 		{"payload too big for init_size", func(p *Params) { binary.LittleEndian.PutUint32(p.Kernel[0x260:], 0x20000) }, []string{"vmlinuz", "init_size"}},
 		{"non-P-384 key", func(p *Params) { p.IDKey = p256 }, []string{"P-384"}},
+		{"non-P-384 key from IDKeyFunc", func(p *Params) {
+			p.IDKeyFunc = func() (*ecdsa.PrivateKey, error) { return p256, nil }
+		}, []string{"P-384"}},
+		{"IDKeyFunc error", func(p *Params) {
+			p.IDKeyFunc = func() (*ecdsa.PrivateKey, error) { return nil, errors.New("key.pem: no PEM block") }
+		}, []string{"key.pem", "no PEM block"}},
+		{"IDKey and IDKeyFunc", func(p *Params) {
+			k, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+			p.IDKey, p.IDKeyFunc = k, func() (*ecdsa.PrivateKey, error) { return k, nil }
+		}, []string{"both"}},
 		{"no ACPI", func(p *Params) { p.ACPI = nil }, []string{"ACPI"}},
 	} {
 		p := baseParams()
@@ -337,5 +350,26 @@ func TestRunWriteError(t *testing.T) {
 	defer f.Close()
 	if err := j.run(ctx, f); err == nil {
 		t.Fatal("run wrote to a read-only file")
+	}
+}
+
+// A key given through IDKeyFunc signs exactly as the same key in IDKey.
+func TestIDKeyFunc(t *testing.T) {
+	ctx := context.Background()
+	k, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	p := baseParams()
+	p.IDKey = k
+	want, err := Generate(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	p.IDKey, p.IDKeyFunc = nil, func() (*ecdsa.PrivateKey, error) { calls++; return k, nil }
+	got, err := GenerateFile(ctx, p, filepath.Join(t.TempDir(), "k.igvm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Header, want.Header) || calls != 1 {
+		t.Fatalf("IDKeyFunc (called %d times) signs differently from IDKey", calls)
 	}
 }

@@ -67,6 +67,11 @@ type Params struct {
 	CPUID        CPUIDVariant
 	// IDKey signs the ID block; nil means snp.DefaultKey.
 	IDKey *ecdsa.PrivateKey
+	// IDKeyFunc, if set instead of IDKey, supplies the ID key when the ID
+	// block is signed, after the pages are hashed: the caller can parse the
+	// key on another core meanwhile (a process's first P-384 operation
+	// builds about 2 ms of tables). It is called once.
+	IDKeyFunc func() (*ecdsa.PrivateKey, error)
 }
 
 // DefaultParams returns the Azure Linux confidential UVM's settings: x64,
@@ -94,6 +99,9 @@ func (p *Params) check() error {
 	case CPUIDDefault, CPUIDAzureLinux:
 	default:
 		return fmt.Errorf("CPUID variant %q, want default or azure-linux", p.CPUID)
+	}
+	if p.IDKey != nil && p.IDKeyFunc != nil {
+		return fmt.Errorf("both an ID key and an ID key function given")
 	}
 	if p.ACPI == nil || len(p.ACPI.Pages) == 0 {
 		return fmt.Errorf("no ACPI tables given")

@@ -96,19 +96,25 @@ func runIgvm(cmd *cobra.Command, o igvmOptions) error {
 	// layout and cost ~2 ms of a ~20 ms command. A 10x goal skips it and
 	// stays far below the memory target (2 x kernel + 32 MiB).
 	defer debug.SetGCPercent(debug.SetGCPercent(1000))
-	// The first P-384 operation (parsing the key derives its public key)
-	// builds ~2 ms of tables: do it on the other core while the kernel is
-	// mapped and the ACPI pages read.
-	type keyResult struct {
-		key *ecdsa.PrivateKey
-		err error
-	}
-	keyc := make(chan keyResult, 1)
-	go func() {
-		k, err := igvmgen.LoadIDKey(o.idKey)
-		keyc <- keyResult{k, err}
-	}()
 	p := igvmgen.DefaultParams()
+	if o.idKey != "" {
+		// The first P-384 operation (parsing the key derives its public key)
+		// builds ~2 ms of tables: do it on the other core while the kernel
+		// is mapped and laid out; the key is needed only to sign.
+		type keyResult struct {
+			key *ecdsa.PrivateKey
+			err error
+		}
+		keyc := make(chan keyResult, 1)
+		go func() {
+			k, err := igvmgen.LoadIDKey(o.idKey)
+			keyc <- keyResult{k, err}
+		}()
+		p.IDKeyFunc = func() (*ecdsa.PrivateKey, error) {
+			r := <-keyc
+			return r.key, r.err
+		}
+	}
 	p.BootMode, p.Arch, p.CPUID = igvmgen.BootMode(o.bootMode), igvmgen.Arch(strings.ToLower(o.arch)), igvmgen.CPUIDVariant(o.cpuid)
 	p.VTL, p.SVME, p.EncryptedPage, p.PvalidateOpt = o.vtl, o.svme, o.enc, o.pvalidate
 	p.Cmdline = []byte(o.cmdline)
@@ -140,11 +146,6 @@ func runIgvm(cmd *cobra.Command, o igvmOptions) error {
 			fmt.Fprintf(cmd.ErrOrStderr(), "uvmbuild igvm: ACPI tables compiled with iasl %s\n", v)
 		}
 	}
-	kr := <-keyc
-	if kr.err != nil {
-		return kr.err
-	}
-	p.IDKey = kr.key
 	im, err := igvmgen.GenerateFile(ctx, p, o.out)
 	if err != nil {
 		return err
