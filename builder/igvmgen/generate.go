@@ -97,15 +97,25 @@ func Generate(ctx context.Context, p Params) (*Image, error) {
 // with the hashing for the cores): the header section's size, hence every
 // data page's file offset, is known before the digest is.
 //
-// It does not fsync (igvmgen does not either): writing back 14 MB costs
-// about as much as generating them. The file is still never partial at
-// path (temporary file and rename). Callers that need durability, like the
-// build cache, sync when they store the result.
+// It does not fsync (igvmgen does not either): waiting for 14 MB to reach
+// the disk costs about as much as generating them. The file is still never
+// partial at path (temporary file and rename). Callers that need
+// durability, like the build cache, sync when they store the result.
 func GenerateFile(ctx context.Context, p Params, path string) (*Image, error) {
 	key := resolveKey(&p)
 	j, err := prepare(ctx, p)
 	if err != nil {
 		return nil, err
+	}
+	// Replacing a file by rename makes ext4 (auto_da_alloc) and btrfs
+	// allocate and start writing back the new file inside the rename, so
+	// that a crash cannot leave an empty file in place of the old one:
+	// about 5 ms for 14 MB, on one core, after everything else. Started
+	// batch by batch during the pass, that work is spread over both cores
+	// and the rename finds it done. Fresh outputs are left to the flusher:
+	// starting their writeback would only add work to the command.
+	if _, err := os.Lstat(path); err == nil {
+		j.writeback = true
 	}
 	var im *Image
 	err = atomicfile.Write(path, 0o644, func(f *os.File) error {
@@ -170,6 +180,8 @@ type job struct {
 	// data page (its file offset is headerLen + 4096 * batchData[b]).
 	batchData []int
 	chain     snp.Chain // folded by run, batch by batch in order
+	// writeback: start writing each batch back to disk once written.
+	writeback bool
 }
 
 // idBlockHeaderLen is the SNP_ID_BLOCK header: type, length, 696-byte body.
@@ -308,6 +320,11 @@ func (j *job) writeBatch(f *os.File, pages []page, offset int) error {
 			return nil
 		}
 		_, err := f.WriteAt(run, pos)
+		if err == nil && j.writeback {
+			// A hint: if it fails, the rename or the flusher writes the
+			// data back all the same.
+			_ = startWriteback(f, pos, int64(len(run)))
+		}
 		pos += int64(len(run))
 		run = nil
 		return err

@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -316,18 +317,22 @@ func TestGenerateFileManyBatches(t *testing.T) {
 		if len(j.batchData) < 5 {
 			t.Fatalf("opt=%v: only %d batches, the test needs several", opt, len(j.batchData))
 		}
-		path := filepath.Join(dir, "f.igvm")
-		got, err := GenerateFile(ctx, p, path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := os.ReadFile(path)
-		if !bytes.Equal(b, want.Bytes()) || got.Digest != want.Digest {
-			t.Fatalf("opt=%v: GenerateFile differs from Generate", opt)
-		}
-		m, err := Measure(ctx, bytes.NewReader(b), int64(len(b)))
-		if err != nil || m.Digest != want.Digest {
-			t.Fatalf("opt=%v: Measure %v (%v), want %s", opt, m, err, want.Digest)
+		// A fresh output, then one replacing a file (written back batch by
+		// batch as it is written).
+		path := filepath.Join(dir, fmt.Sprintf("f-%v.igvm", opt))
+		for _, what := range []string{"fresh", "replacing"} {
+			got, err := GenerateFile(ctx, p, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := os.ReadFile(path)
+			if !bytes.Equal(b, want.Bytes()) || got.Digest != want.Digest {
+				t.Fatalf("opt=%v, %s: GenerateFile differs from Generate", opt, what)
+			}
+			m, err := Measure(ctx, bytes.NewReader(b), int64(len(b)))
+			if err != nil || m.Digest != want.Digest {
+				t.Fatalf("opt=%v, %s: Measure %v (%v), want %s", opt, what, m, err, want.Digest)
+			}
 		}
 	}
 }
