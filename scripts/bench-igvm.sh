@@ -36,9 +36,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
-[ -n "${EPOCHREALTIME:-}" ] || { echo "bench-igvm.sh: needs bash >= 5 (EPOCHREALTIME)" >&2; exit 1; }
-for tool in /usr/bin/time openssl; do
-	command -v "$tool" >/dev/null || { echo "bench-igvm.sh: $tool missing (apt-get install time openssl)" >&2; exit 1; }
+for tool in python3 openssl; do
+	command -v "$tool" >/dev/null || { echo "bench-igvm.sh: $tool missing (apt-get install python3 openssl)" >&2; exit 1; }
 done
 work=$(mktemp -d "${TMPDIR:-/tmp}/bench-igvm.XXXXXX")
 trap 'rm -rf "$work"' EXIT
@@ -73,15 +72,28 @@ cmdline="console=ttyS0 root=/dev/vda1 rw"
 
 # measure NAME CMD...: appends "wall_us maxrss_kib cpu_s" to $work/t.NAME
 # (CPU time = user + system: less sensitive than wall time to a busy machine).
-# Wall time is read from bash's clock (no process of its own) right around
-# /usr/bin/time, whose own start-up is in both tools' wall times (printed).
+# A small Python runner spawns CMD and reads wall time around spawn + wait4
+# and CPU time and peak RSS from wait4's rusage (microseconds; GNU time
+# prints CPU in 10 ms steps). Spawning is in both tools' wall times (the
+# overhead line measures it on /bin/true).
+cat >"$work/measure.py" <<'PY'
+import os, sys, time
+out, err = sys.argv[1], sys.argv[2]
+fa = [(os.POSIX_SPAWN_OPEN, 1, "/dev/null", os.O_WRONLY, 0),
+      (os.POSIX_SPAWN_OPEN, 2, err, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)]
+t0 = time.perf_counter()
+pid = os.posix_spawnp(sys.argv[3], sys.argv[3:], os.environ, file_actions=fa)
+_, status, ru = os.wait4(pid, 0)
+wall = time.perf_counter() - t0
+if os.waitstatus_to_exitcode(status) != 0:
+    sys.exit(1)
+with open(out, "a") as f:
+    f.write("%d %d %.6f\n" % (wall * 1e6, ru.ru_maxrss, ru.ru_utime + ru.ru_stime))
+PY
 measure() {
-	local name=$1 t0 t1
+	local name=$1
 	shift
-	t0=$EPOCHREALTIME
-	/usr/bin/time -f '%M %U %S' -o "$work/rss.txt" "$@" >/dev/null 2>"$work/err.txt" || { cat "$work/err.txt" >&2; return 1; }
-	t1=$EPOCHREALTIME
-	echo "$(( 10#${t1//[.,]/} - 10#${t0//[.,]/} )) $(tail -n 1 "$work/rss.txt" | awk '{ print $1, $2 + $3 }')" >>"$work/t.$name"
+	python3 "$work/measure.py" "$work/t.$name" "$work/err.txt" "$@" || { cat "$work/err.txt" >&2; return 1; }
 }
 
 igvmgen=()
@@ -123,7 +135,7 @@ done
 
 med() { sort -n -k"$2" "$work/t.$1" | awk -v k="$2" '{ v[NR] = $k } END { print v[int((NR + 1) / 2)] }'; }
 echo "kernel: $kernel ($ksize bytes), $(nproc) CPUs, runs: $runs per mode, load: $(cut -d' ' -f1-3 /proc/loadavg)"
-awk -v h="$(med harness 1)" 'BEGIN { printf "harness overhead in every wall time (/usr/bin/time true): %.1f ms\n", h / 1000 }'
+awk -v h="$(med harness 1)" 'BEGIN { printf "harness overhead in every wall time (spawning /bin/true): %.1f ms\n", h / 1000 }'
 if [ ${#igvmgen[@]} -gt 0 ]; then
 	cmp "$work/igvmgen.igvm" "$work/uvmbuild.igvm" && cmp "$work/igvmgen.json" "$work/uvmbuild.json" &&
 		echo "IGVM and measurement JSON byte-identical to igvmgen's"
@@ -132,12 +144,12 @@ for mode in fresh overwrite; do
 	ub_t=$(med "uvmbuild.$mode" 1) ub_m=$(med "uvmbuild.$mode" 2) ub_c=$(med "uvmbuild.$mode" 3)
 	echo "-- $mode output:"
 	awk -v b="$ub_t" -v bm="$ub_m" -v bc="$ub_c" -v k="$ksize" 'BEGIN {
-		printf "uvmbuild igvm: %.1f ms wall, %.0f ms CPU, peak RSS %.1f MiB (target < 2 x kernel + 32 MiB = %.1f MiB)\n", b / 1000, bc * 1000, bm / 1024, 2 * k / 1048576 + 32
+		printf "uvmbuild igvm: %.1f ms wall, %.1f ms CPU, peak RSS %.1f MiB (target < 2 x kernel + 32 MiB = %.1f MiB)\n", b / 1000, bc * 1000, bm / 1024, 2 * k / 1048576 + 32
 	}'
 	if [ ${#igvmgen[@]} -gt 0 ]; then
 		ig_t=$(med "igvmgen.$mode" 1) ig_m=$(med "igvmgen.$mode" 2) ig_c=$(med "igvmgen.$mode" 3)
 		awk -v a="$ig_t" -v b="$ub_t" -v am="$ig_m" -v bm="$ub_m" -v ac="$ig_c" -v bc="$ub_c" 'BEGIN {
-			printf "igvmgen:       %.1f ms wall, %.0f ms CPU, peak RSS %.1f MiB\n", a / 1000, ac * 1000, am / 1024
+			printf "igvmgen:       %.1f ms wall, %.1f ms CPU, peak RSS %.1f MiB\n", a / 1000, ac * 1000, am / 1024
 			printf "speed ratio igvmgen/uvmbuild: wall %.1fx, CPU %.1fx (target >= 20x); memory ratio %.1fx\n", a / b, (bc > 0 ? ac / bc : 0), am / bm
 		}'
 	fi
