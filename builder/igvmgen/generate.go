@@ -88,7 +88,11 @@ func Generate(ctx context.Context, p Params) (*Image, error) {
 	if err := j.run(ctx, nil); err != nil {
 		return nil, err
 	}
-	return j.finish(key)
+	k, err := key()
+	if err != nil {
+		return nil, err
+	}
+	return j.finish(k)
 }
 
 // GenerateFile is Generate followed by Image.WriteFile(path), except that
@@ -118,17 +122,25 @@ func GenerateFile(ctx context.Context, p Params, path string) (*Image, error) {
 		j.writeback = true
 	}
 	var im *Image
+	var keyErr error // not a write error: returned as is
 	err = atomicfile.Write(path, 0o644, func(f *os.File) error {
 		if err := j.run(ctx, f); err != nil {
 			return err
 		}
-		var err error
-		if im, err = j.finish(key); err != nil {
+		k, err := key()
+		if err != nil {
+			keyErr = err
+			return err
+		}
+		if im, err = j.finish(k); err != nil {
 			return err
 		}
 		_, err = f.WriteAt(im.Header, 0)
 		return err
 	}, atomicfile.NoSync())
+	if keyErr != nil {
+		return nil, keyErr
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -381,12 +393,8 @@ func foldBatch(c *snp.Chain, pages []page) {
 
 // finish signs the ID block and completes the header section. The pages
 // must be hashed and folded (run).
-func (j *job) finish(idKey func() (*ecdsa.PrivateKey, error)) (*Image, error) {
+func (j *job) finish(key *ecdsa.PrivateKey) (*Image, error) {
 	im := &Image{Digest: j.chain.Digest(), chunks: j.chunks}
-	key, err := idKey()
-	if err != nil {
-		return nil, err
-	}
 	blk := snp.DefaultIDBlock(im.Digest)
 	sig, err := snp.Sign(key, blk)
 	if err != nil {

@@ -377,4 +377,13 @@ func TestIDKeyFunc(t *testing.T) {
 	if !bytes.Equal(got.Header, want.Header) || calls != 1 {
 		t.Fatalf("IDKeyFunc (called %d times) signs differently from IDKey", calls)
 	}
+	// Its error is returned as is (not as a write error) and no file is left.
+	dir := t.TempDir()
+	p.IDKeyFunc = func() (*ecdsa.PrivateKey, error) { return nil, errors.New("key.pem: no PEM block") }
+	if _, err := GenerateFile(ctx, p, filepath.Join(dir, "k.igvm")); err == nil || err.Error() != "key.pem: no PEM block" {
+		t.Fatalf("GenerateFile with a bad key: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("left behind: %v", ents)
+	}
 }
