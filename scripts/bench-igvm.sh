@@ -31,7 +31,8 @@
 # the same P-384 key and deterministic signing: the IGVM files must be
 # identical and the script checks it. It also checks `uvmbuild measure`
 # against the JSON of an igvmgen run with a random key. Prints medians of
-# wall time and peak RSS, the ratio, and the go test benchmark (ratio to the
+# wall time, CPU time and peak RSS per mode, the ratios, and the go test
+# benchmark (ratio to the
 # single-core SHA-384 floor measured in the same run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
