@@ -32,8 +32,8 @@
 # identical and the script checks it. It also checks `uvmbuild measure`
 # against the JSON of an igvmgen run with a random key. Prints medians of
 # wall time, CPU time and peak RSS per mode, the ratios, and the go test
-# benchmark (ratio to the
-# single-core SHA-384 floor measured in the same run).
+# benchmark (ratio to the single-core SHA-384 floor measured in the same
+# run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${RUNS:-5}
