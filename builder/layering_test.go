@@ -72,8 +72,10 @@ var allowed = map[string][]string{
 	// iasl runs the iasl compiler: only actions and the CLI use it, never
 	// igvmgen.
 	"builder/acpi/iasl": {"builder/acpi"},
+	// igvmgen maps the kernel and starts the output's writeback early
+	// (mmap, sync_file_range).
 	"builder/igvmgen": {"builder/igvm", "builder/snp", "builder/snp/pagehash", "builder/kernel", "builder/acpi",
-		"builder/acpi/clh", "builder/atomicfile"},
+		"builder/acpi/clh", "builder/atomicfile", "golang.org/x/sys/unix"},
 	"builder/verity": {"golang.org/x/sync/"},
 	"builder/disk":   {},
 	// ext4 runs mkfs.ext4 (os/exec, allowed here and for disk/image only).
