@@ -228,3 +228,21 @@ func TestProvenance(t *testing.T) {
 		t.Errorf("invalid statement accepted: %v", err)
 	}
 }
+
+// TestParsePrivateKeyWithParameters reads the key form `openssl ecparam
+// -genkey` writes: an "EC PARAMETERS" block, then the key.
+func TestParsePrivateKeyWithParameters(t *testing.T) {
+	key := genKey(t, elliptic.P384())
+	der, _ := x509.MarshalECPrivateKey(key)
+	params := pem.EncodeToMemory(&pem.Block{Type: "EC PARAMETERS", Bytes: []byte{6, 5, 0x2b, 0x81, 4, 0, 0x22}})
+	signer, err := ParsePrivateKey(append(params, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !key.Equal(signer) {
+		t.Error("parsed key differs")
+	}
+	if _, err := ParsePrivateKey(params); !errors.Is(err, ErrBadInput) {
+		t.Errorf("parameters alone: %v, want ErrBadInput", err)
+	}
+}

@@ -142,7 +142,12 @@ func VerifyEndorsement(data []byte, pub crypto.PublicKey) ([]byte, error) {
 // ParsePrivateKey reads a PEM ECDSA private key ("EC PRIVATE KEY" SEC1 or
 // "PRIVATE KEY" PKCS#8).
 func ParsePrivateKey(data []byte) (crypto.Signer, error) {
-	blk, _ := pem.Decode(data)
+	// `openssl ecparam -genkey` writes an "EC PARAMETERS" block before the
+	// key: skip it, as snp.ParseKey does.
+	blk, rest := pem.Decode(data)
+	for blk != nil && blk.Type == "EC PARAMETERS" {
+		blk, rest = pem.Decode(rest)
+	}
 	if blk == nil {
 		return nil, fmt.Errorf("%w: no PEM block in private key", ErrBadInput)
 	}
