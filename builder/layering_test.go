@@ -54,7 +54,7 @@ var allowed = map[string][]string{
 		"github.com/opencontainers/go-digest"}, libsSlash()...),
 	// attest reads and writes the measurement JSON through igvmgen, which
 	// owns that format.
-	"builder/attest": {"builder/record", "builder/igvmgen", "builder/atomicfile", "github.com/in-toto/attestation/", "github.com/veraison/go-cose",
+	"builder/attest": {"builder/record", "builder/igvmgen", "builder/snp", "builder/atomicfile", "github.com/in-toto/attestation/", "github.com/veraison/go-cose",
 		"google.golang.org/protobuf/"},
 	"builder/diff":     {"builder/record", "builder/igvm", "builder/disk", "builder/verity", "builder/rootfs", "github.com/klauspost/compress/"},
 	"builder/deploy":   {},

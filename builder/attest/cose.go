@@ -13,6 +13,8 @@ import (
 	"io"
 
 	"github.com/veraison/go-cose"
+
+	"github.com/uvmbuild/uvmbuild/builder/snp"
 )
 
 // ContentType is the COSE content type of an endorsed measurement file.
@@ -140,33 +142,12 @@ func VerifyEndorsement(data []byte, pub crypto.PublicKey) ([]byte, error) {
 }
 
 // ParsePrivateKey reads a PEM ECDSA private key ("EC PRIVATE KEY" SEC1 or
-// "PRIVATE KEY" PKCS#8).
+// "PRIVATE KEY" PKCS#8, after any "EC PARAMETERS" block) of a curve COSE
+// can sign with.
 func ParsePrivateKey(data []byte) (crypto.Signer, error) {
-	// `openssl ecparam -genkey` writes an "EC PARAMETERS" block before the
-	// key: skip it, as snp.ParseKey does.
-	blk, rest := pem.Decode(data)
-	for blk != nil && blk.Type == "EC PARAMETERS" {
-		blk, rest = pem.Decode(rest)
-	}
-	if blk == nil {
-		return nil, fmt.Errorf("%w: no PEM block in private key", ErrBadInput)
-	}
-	var key any
-	var err error
-	switch blk.Type {
-	case "EC PRIVATE KEY":
-		key, err = x509.ParseECPrivateKey(blk.Bytes)
-	case "PRIVATE KEY":
-		key, err = x509.ParsePKCS8PrivateKey(blk.Bytes)
-	default:
-		return nil, fmt.Errorf("%w: PEM block %q, want \"EC PRIVATE KEY\" or \"PRIVATE KEY\"", ErrBadInput, blk.Type)
-	}
+	k, err := snp.ParseECKey("private key", data)
 	if err != nil {
-		return nil, fmt.Errorf("%w: private key: %w", ErrBadInput, err)
-	}
-	k, ok := key.(*ecdsa.PrivateKey)
-	if !ok {
-		return nil, fmt.Errorf("%w: private key is %T, want ECDSA", ErrBadInput, key)
+		return nil, fmt.Errorf("%w: %w", ErrBadInput, err)
 	}
 	if _, err := algFor(k.Public()); err != nil {
 		return nil, err

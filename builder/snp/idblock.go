@@ -156,10 +156,24 @@ func parseDER(der []byte) (r, s *big.Int, err error) {
 	return r, s, nil
 }
 
-// ParseKey reads a P-384 private key from PEM: SEC1 "EC PRIVATE KEY" or
-// PKCS#8 "PRIVATE KEY"; other blocks (e.g. "EC PARAMETERS") are skipped.
-// name is used in errors.
+// ParseKey reads a P-384 private key from PEM (see [ParseECKey]). name is
+// used in errors.
 func ParseKey(name string, pemBytes []byte) (*ecdsa.PrivateKey, error) {
+	ec, err := ParseECKey(name, pemBytes)
+	if err != nil {
+		return nil, err
+	}
+	if ec.Curve != elliptic.P384() {
+		return nil, fmt.Errorf("%s: key curve is %s, want P-384", name, ec.Curve.Params().Name)
+	}
+	return ec, nil
+}
+
+// ParseECKey reads the first ECDSA private key of any curve from PEM: SEC1
+// "EC PRIVATE KEY" or PKCS#8 "PRIVATE KEY"; other blocks (e.g. the
+// "EC PARAMETERS" block `openssl ecparam -genkey` writes first) are
+// skipped. name is used in errors.
+func ParseECKey(name string, pemBytes []byte) (*ecdsa.PrivateKey, error) {
 	rest := pemBytes
 	for {
 		var blk *pem.Block
@@ -182,10 +196,7 @@ func ParseKey(name string, pemBytes []byte) (*ecdsa.PrivateKey, error) {
 		}
 		ec, ok := key.(*ecdsa.PrivateKey)
 		if !ok {
-			return nil, fmt.Errorf("%s: key is %T, want an ECDSA P-384 key", name, key)
-		}
-		if ec.Curve != elliptic.P384() {
-			return nil, fmt.Errorf("%s: key curve is %s, want P-384", name, ec.Curve.Params().Name)
+			return nil, fmt.Errorf("%s: key is %T, want an ECDSA key", name, key)
 		}
 		return ec, nil
 	}
