@@ -139,15 +139,11 @@ func compareFile(ctx context.Context, a, b string, sizeA, sizeB int64, r *Report
 }
 
 func compareBinary(ctx context.Context, a, b string, r *Report, o *Options) error {
-	fa, err := os.Open(a)
+	fa, fb, err := openPair(a, b)
 	if err != nil {
 		return err
 	}
 	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		return err
-	}
 	defer fb.Close()
 	st, err := compareStreams(ctx, fa, fb)
 	if err != nil {
@@ -188,17 +184,27 @@ func sniff(head []byte, name string) string {
 	return "file"
 }
 
+// openPair opens the two files compared; on error neither stays open.
+func openPair(a, b string) (*os.File, *os.File, error) {
+	fa, err := os.Open(a)
+	if err != nil {
+		return nil, nil, err
+	}
+	fb, err := os.Open(b)
+	if err != nil {
+		fa.Close()
+		return nil, nil, err
+	}
+	return fa, fb, nil
+}
+
 // sameContent compares two files of equal size in fixed-size chunks.
 func sameContent(ctx context.Context, a, b string) (bool, error) {
-	fa, err := os.Open(a)
+	fa, fb, err := openPair(a, b)
 	if err != nil {
 		return false, err
 	}
 	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		return false, err
-	}
 	defer fb.Close()
 	bufA, bufB := make([]byte, chunkSize), make([]byte, chunkSize)
 	for {

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"time"
 )
@@ -136,15 +135,11 @@ func compareFields(r *Report, o *Options, where string, fields []sbField, a, b [
 // superblock, then the differing ranges named by partition and block,
 // streamed with bounded memory.
 func compareDisk(ctx context.Context, a, b string, r *Report, o *Options) error {
-	fa, err := os.Open(a)
+	fa, fb, err := openPair(a, b)
 	if err != nil {
 		return err
 	}
 	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		return err
-	}
 	defer fb.Close()
 	s0a, s0b := make([]byte, 512), make([]byte, 512)
 	if _, err := fa.ReadAt(s0a, 0); err != nil {
